@@ -1,0 +1,56 @@
+# Siyu's two commands: `make start` (install + run the embedded Siyu) and `make test`.
+PYTHON_BIN := $(shell scripts/find-python)
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: start test lint typecheck pytest pytest-postgres messages openapi bench bench-callbacks clean
+
+$(BIN)/python:
+	$(PYTHON_BIN) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+## Install into .venv and run Siyu embedded (SQLite, in-process queue, worker) at :8000.
+start: $(VENV)/.installed
+	SIYU_ENV=development SIYU_DEMO=1 $(BIN)/siyu start
+
+## Lint, type-check and run the whole suite on SQLite and on PostgreSQL (the two in parallel:
+## much of the suite waits on sockets, so two cores serve both).
+test: lint typecheck
+	$(MAKE) --no-print-directory -j2 --output-sync=target pytest pytest-postgres
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.installed
+	$(BIN)/mypy siyu
+
+pytest: $(VENV)/.installed
+	env -u DATABASE_URL DJANGO_SETTINGS_MODULE=siyu.config.test_settings $(BIN)/pytest -q
+
+pytest-postgres: $(VENV)/.installed
+	BIN=$(BIN) scripts/test-postgres
+
+## Refresh the English catalog (UI strings are Chinese-first) and compile it.
+messages: $(VENV)/.installed
+	cd siyu && DJANGO_SETTINGS_MODULE=siyu.config.test_settings ../$(BIN)/siyu makemessages -l en \
+		--no-obsolete --ignore "sandbox/*" --ignore "*/tests/*" --ignore "testing/*"
+	$(BIN)/python scripts/translations_en.py siyu/locale/en/LC_MESSAGES/django.po
+	msgfmt --check -o siyu/locale/en/LC_MESSAGES/django.mo siyu/locale/en/LC_MESSAGES/django.po
+
+## Refresh the OpenAPI snapshot after an intended API change (a test compares against it).
+openapi: $(VENV)/.installed
+	DJANGO_SETTINGS_MODULE=siyu.config.test_settings $(BIN)/python -m siyu.api.snapshot > docs/openapi.json
+
+## Benchmarks (slow; not part of `make test`). Results go in bench/README.md.
+bench: bench-callbacks
+
+bench-callbacks: $(VENV)/.installed
+	$(BIN)/python bench/callback_ingest.py
+
+clean:
+	rm -rf $(VENV) var

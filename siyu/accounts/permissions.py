@@ -1,0 +1,122 @@
+"""The one place that decides who may do what, and which rows they may see.
+
+Two questions, answered here and nowhere else:
+- *May this member perform this action?* — ``can`` / ``require``, from the role table below.
+- *Which rows may they see?* — ``visible_staff_ids`` and ``restrict``, from their data scope
+  (company / own department subtree / own customers). Rows are owned by staff members; a list
+  or lookup passes the queryset and the path to the owning member's id.
+
+Missing and forbidden rows answer alike (``NotFound``) so ids across scopes leak nothing.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from django.db.models import Model, QuerySet
+
+from siyu.accounts.models import DataScope, Department, Role, StaffMember, StaffStatus
+from siyu.core.errors import NotFound, PermissionDenied
+
+
+class Action(StrEnum):
+    WORKSPACE_USE = "workspace.use"
+    ORG_VIEW = "org.view"
+    ORG_MANAGE = "org.manage"
+    AUDIT_VIEW = "audit.view"
+    EVENTS_VIEW = "events.view"
+    EVENTS_RETRY = "events.retry"
+    WEBHOOKS_MANAGE = "webhooks.manage"
+    TOKENS_MANAGE = "tokens.manage"
+    SETTINGS_MANAGE = "settings.manage"
+
+
+_EVERYONE = {Action.WORKSPACE_USE, Action.ORG_VIEW}
+ROLE_ACTIONS: dict[str, frozenset[Action]] = {
+    Role.BOSS: frozenset(set(Action)),
+    Role.ADMIN: frozenset(set(Action)),
+    Role.OPERATIONS: frozenset(_EVERYONE | {Action.EVENTS_VIEW}),
+    Role.MANAGER: frozenset(_EVERYONE),
+    Role.STAFF: frozenset(_EVERYONE),
+}
+
+DEFAULT_SCOPE: dict[str, str] = {
+    Role.BOSS: DataScope.COMPANY,
+    Role.ADMIN: DataScope.COMPANY,
+    Role.OPERATIONS: DataScope.COMPANY,
+    Role.MANAGER: DataScope.DEPARTMENT,
+    Role.STAFF: DataScope.OWN,
+}
+
+
+def can(staff: StaffMember | None, action: Action) -> bool:
+    if staff is None or staff.status != StaffStatus.ACTIVE:
+        return False
+    return action in ROLE_ACTIONS.get(staff.role, frozenset())
+
+
+def require(staff: StaffMember | None, action: Action) -> StaffMember:
+    if staff is None:
+        raise PermissionDenied("sign in first")
+    if not can(staff, action):
+        raise PermissionDenied(f"your role may not do this ({action})")
+    return staff
+
+
+def effective_scope(staff: StaffMember) -> str:
+    return staff.data_scope or DEFAULT_SCOPE[staff.role]
+
+
+def department_subtree_ids(root_ids: set[int]) -> set[int]:
+    """The given departments and all their descendants (tenant in context)."""
+    children: dict[int | None, list[int]] = {}
+    for dept_id, parent_id in Department.objects.values_list("id", "parent_id"):
+        children.setdefault(parent_id, []).append(dept_id)
+    result: set[int] = set()
+    stack = list(root_ids)
+    while stack:
+        dept_id = stack.pop()
+        if dept_id in result:
+            continue
+        result.add(dept_id)
+        stack.extend(children.get(dept_id, []))
+    return result
+
+
+def visible_staff_ids(staff: StaffMember) -> set[int] | None:
+    """Ids of the members whose rows ``staff`` may see; ``None`` means the whole company."""
+    scope = effective_scope(staff)
+    if scope == DataScope.COMPANY:
+        return None
+    if scope == DataScope.DEPARTMENT:
+        roots = set(staff.departments.values_list("id", flat=True))
+        if staff.main_department_id is not None:
+            roots.add(staff.main_department_id)
+        depts = department_subtree_ids(roots)
+        ids = set(StaffMember.objects.filter(departments__in=depts).values_list("id", flat=True))
+        return ids | {staff.pk}
+    return {staff.pk}
+
+
+def restrict[M: Model](
+    queryset: QuerySet[M], staff: StaffMember, action: Action, *, owner_field: str
+) -> QuerySet[M]:
+    """Narrow ``queryset`` to the rows ``staff`` may act on; ``owner_field`` is the lookup path
+    to the owning member's id (``"id"`` for staff themselves, ``"owner_id"``, …)."""
+    require(staff, action)
+    ids = visible_staff_ids(staff)
+    if ids is None:
+        return queryset
+    return queryset.filter(**{f"{owner_field}__in": ids}).distinct()
+
+
+def access_staff_member(staff: StaffMember, member_id: int, *, write: bool = False) -> StaffMember:
+    action = Action.ORG_MANAGE if write else Action.ORG_VIEW
+    member = (
+        restrict(StaffMember.objects.all(), staff, action, owner_field="id")
+        .filter(pk=member_id)
+        .first()
+    )
+    if member is None:
+        raise NotFound("staff member not found")
+    return member

@@ -1,0 +1,102 @@
+"""The REST API: one NinjaAPI, one router per app, one error format.
+
+Every error body is ``{"code": ..., "message": ...}`` (plus ``errors`` for field problems), with
+the status code that fits: 400 bad input, 401 no or bad credentials, 403 not allowed, 404 missing
+(or not visible), 409 conflict, 413 body too large, 422 schema violations.
+"""
+
+import logging
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+
+from siyu.api.auth import StaffSessionAuth, TokenAuth
+from siyu.core.errors import SiyuError
+
+logger = logging.getLogger(__name__)
+
+api = NinjaAPI(
+    title="Siyu API",
+    version="1",
+    description="Siyu (私域) SCRM. Authenticate with `Authorization: Bearer <token>` "
+    "(tokens are created under 设置 → API 令牌) or a console session with CSRF.",
+    urls_namespace="api",
+    auth=[TokenAuth(), StaffSessionAuth()],
+)
+
+
+def _error(
+    request: HttpRequest, status: int, code: str, message: str, **extra: Any
+) -> HttpResponse:
+    return api.create_response(request, {"code": code, "message": message, **extra}, status=status)
+
+
+@api.exception_handler(SiyuError)
+def _siyu_error(request: HttpRequest, exc: SiyuError) -> HttpResponse:
+    extra = {"details": exc.details} if exc.details is not None else {}
+    return _error(request, exc.status, exc.code, exc.message, **extra)
+
+
+@api.exception_handler(ValidationError)
+def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    errors = [
+        {
+            "loc": [str(part) for part in err.get("loc", ())],
+            "message": err.get("msg", ""),
+            "type": err.get("type", ""),
+        }
+        for err in exc.errors
+    ]
+    first = errors[0] if errors else {"loc": [], "message": "invalid request"}
+    where = ".".join(part for part in first["loc"] if part not in {"body", "query", "payload"})
+    message = f"{where}: {first['message']}" if where else str(first["message"])
+    return _error(request, 422, "invalid_request", message, errors=errors)
+
+
+@api.exception_handler(AuthenticationError)
+def _unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    return _error(
+        request, 401, "unauthenticated", "missing or invalid credentials (Bearer token or session)"
+    )
+
+
+@api.exception_handler(HttpError)
+def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    codes = {400: "bad_request", 403: "permission_denied", 404: "not_found", 405: "not_allowed"}
+    return _error(request, exc.status_code, codes.get(exc.status_code, "http_error"), str(exc))
+
+
+@api.exception_handler(RequestDataTooBig)
+def _too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+    return _error(request, 413, "payload_too_large", "request body is too large")
+
+
+@api.exception_handler(Http404)
+def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+    return _error(request, 404, "not_found", "not found")
+
+
+@api.exception_handler(Exception)
+def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+    logger.exception("unhandled API error on %s", request.path)
+    return _error(request, 500, "internal_error", "internal error; it has been logged")
+
+
+def _register_routers() -> None:
+    from siyu.accounts.api import router as accounts_router
+    from siyu.audit.api import router as audit_router
+    from siyu.system.api import router as events_router
+    from siyu.webhooks.api import router as webhooks_router
+    from siyu.wecom.api import router as wecom_router
+
+    api.add_router("/org", accounts_router)
+    api.add_router("/audit", audit_router)
+    api.add_router("/events", events_router)
+    api.add_router("/webhooks", webhooks_router)
+    api.add_router("/wecom", wecom_router)
+
+
+_register_routers()

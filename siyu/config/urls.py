@@ -1,0 +1,18 @@
+from django.http import HttpRequest, JsonResponse
+from django.urls import include, path
+
+from siyu.config.api import api
+from siyu.wecom.callback.receiver import callback
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+urlpatterns = [
+    path("healthz", healthz),
+    path("api/v1/", api.urls),
+    path("wecom/callback/<slug:slug>/", callback, name="wecom-callback"),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("siyu.console.urls")),
+]

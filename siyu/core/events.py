@@ -1,0 +1,105 @@
+"""The customer event log's vocabulary and subscriptions.
+
+Apps declare the event types they emit with ``event_type`` and hang behaviour on them with
+``@subscriber``; both are collected at import time of each app's ``events.py`` (loaded by
+``CoreConfig.ready``). A subscriber is a plain function taking the ``Event``; it runs in a
+background job inside a transaction that also marks its delivery done, so its database effects
+happen exactly once. Effects outside the database must be scheduled with
+``transaction.on_commit`` and be idempotent themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from django.utils.functional import Promise
+
+if TYPE_CHECKING:
+    from siyu.core.models import Event
+
+ALL_EVENTS = "*"
+
+
+@dataclass(frozen=True)
+class EventType:
+    name: str
+    label: str | Promise
+    webhook: bool
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    name: str
+    event_types: frozenset[str]
+    handler: Callable[[Event], None]
+    max_attempts: int | None
+    # Asked when the event is written: False means no delivery row at all (e.g. a tenant with
+    # no webhook endpoints), which keeps the outbox small for subscribers that rarely apply.
+    applies: Callable[[Event], bool] | None
+
+    def wants(self, event_type: str) -> bool:
+        return ALL_EVENTS in self.event_types or event_type in self.event_types
+
+
+_event_types: dict[str, EventType] = {}
+_subscribers: dict[str, Subscriber] = {}
+
+
+def event_type(name: str, label: str | Promise, *, webhook: bool = True) -> str:
+    """Declare an event type; ``webhook`` says whether tenants may subscribe webhooks to it."""
+    existing = _event_types.get(name)
+    if existing is not None and existing.label != label:
+        raise ValueError(f"event type {name!r} declared twice with different labels")
+    _event_types[name] = EventType(name=name, label=label, webhook=webhook)
+    return name
+
+
+def get_event_type(name: str) -> EventType:
+    try:
+        return _event_types[name]
+    except KeyError:
+        raise ValueError(f"unknown event type {name!r}; declare it with event_type()") from None
+
+
+def event_types() -> list[EventType]:
+    return sorted(_event_types.values(), key=lambda item: item.name)
+
+
+def subscriber(
+    *types: str,
+    name: str | None = None,
+    max_attempts: int | None = None,
+    applies: Callable[[Event], bool] | None = None,
+) -> Callable[[Callable[[Event], None]], Callable[[Event], None]]:
+    """Register the decorated function to run once for every event of the given types."""
+    if not types:
+        raise ValueError("a subscriber needs at least one event type (or ALL_EVENTS)")
+
+    def register(func: Callable[[Event], None]) -> Callable[[Event], None]:
+        sub_name = name or f"{func.__module__}.{func.__qualname__}"
+        if sub_name in _subscribers and _subscribers[sub_name].handler is not func:
+            raise ValueError(f"subscriber name {sub_name!r} is taken")
+        _subscribers[sub_name] = Subscriber(
+            name=sub_name,
+            event_types=frozenset(types),
+            handler=func,
+            max_attempts=max_attempts,
+            applies=applies,
+        )
+        return func
+
+    return register
+
+
+def subscribers_for(event: Event) -> list[Subscriber]:
+    return [
+        sub
+        for sub in _subscribers.values()
+        if sub.wants(event.type) and (sub.applies is None or sub.applies(event))
+    ]
+
+
+def get_subscriber(name: str) -> Subscriber | None:
+    return _subscribers.get(name)
