@@ -1,0 +1,285 @@
+"""The one WeCom client. Written to WeCom's real API; the sandbox serves the same surface.
+
+Every call: asks the governor, carries a cached token (refreshed once on 40014/42001/41001),
+has a timeout, retries transient failures (-1, 5xx, timeouts, 45033) a bounded number of times
+with jittered backoff, and turns a non-zero errcode into a typed exception.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from django.conf import settings
+
+from siyu.core.http import http_client
+from siyu.wecom.client import governor
+from siyu.wecom.client.errors import (
+    NotExternalContact,
+    RateLimited,
+    TokenError,
+    TransientError,
+    WeComError,
+    error_for,
+)
+from siyu.wecom.client.tokens import cached_token, invalidate_token
+
+if TYPE_CHECKING:
+    from siyu.core.models import Tenant
+
+logger = logging.getLogger(__name__)
+
+JSON = dict[str, Any]
+
+
+class WeComClient:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        corp_id: str,
+        secret: str,
+        tenant_id: int,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        http: httpx.Client | None = None,
+        backoff: float = 0.2,
+    ) -> None:
+        self.base_url = base_url.rstrip("/") + "/"
+        self.corp_id = corp_id
+        self.secret = secret
+        self.tenant_id = tenant_id
+        self.max_retries = settings.SIYU_WECOM_MAX_RETRIES if max_retries is None else max_retries
+        self.backoff = backoff
+        self._http = http or http_client(timeout=timeout or settings.SIYU_WECOM_TIMEOUT_SECONDS)
+
+    @classmethod
+    def for_tenant(cls, tenant: Tenant, *, app: str = "contact", **kwargs: Any) -> WeComClient:
+        """``app="contact"`` uses the customer-contact secret, ``"agent"`` the self-built app's
+        (for app messages to staff)."""
+        secret = tenant.contact_secret if app == "contact" else tenant.app_secret
+        return cls(
+            base_url=tenant.wecom_base_url,
+            corp_id=tenant.corp_id,
+            secret=secret,
+            tenant_id=tenant.pk,
+            **kwargs,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> WeComClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- transport -------------------------------------------------------------------------
+
+    def _send(self, method: str, path: str, *, params: JSON, body: JSON | None, api: str) -> JSON:
+        try:
+            response = self._http.request(method, self.base_url + path, params=params, json=body)
+        except httpx.TimeoutException as exc:
+            raise TransientError(-2, f"timeout: {exc}", api=api) from exc
+        except httpx.TransportError as exc:
+            raise TransientError(-3, f"network: {exc}", api=api) from exc
+        if response.status_code >= 500:
+            raise TransientError(-response.status_code, f"HTTP {response.status_code}", api=api)
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise TransientError(-4, f"HTTP {response.status_code}, not JSON", api=api) from exc
+        if not isinstance(data, dict):
+            raise WeComError(-5, "response is not a JSON object", api=api)
+        errcode = int(data.get("errcode", 0) or 0)
+        if errcode != 0:
+            raise error_for(errcode, str(data.get("errmsg", "")), api=api, payload=data)
+        return data
+
+    def _fetch_token(self) -> tuple[str, int]:
+        governor.acquire(self.tenant_id, "gettoken")
+        data = self._send(
+            "GET",
+            "gettoken",
+            params={"corpid": self.corp_id, "corpsecret": self.secret},
+            body=None,
+            api="gettoken",
+        )
+        return str(data["access_token"]), int(data.get("expires_in", 7200))
+
+    def call(
+        self, method: str, path: str, *, params: JSON | None = None, body: JSON | None = None
+    ) -> JSON:
+        """Call ``path`` (relative to .../cgi-bin/) and return the JSON body of a success."""
+        api = path.strip("/")
+        token_refreshed = False
+        attempt = 0
+        while True:
+            governor.acquire(self.tenant_id, api)
+            token = cached_token(self.corp_id, self.secret, self._fetch_token)
+            try:
+                return self._send(
+                    method,
+                    path,
+                    params={**(params or {}), "access_token": token},
+                    body=body,
+                    api=api,
+                )
+            except TokenError:
+                invalidate_token(self.corp_id, self.secret, token)
+                if token_refreshed:
+                    raise
+                token_refreshed = True
+            except RateLimited:
+                raise  # blocked for the window: the caller reschedules, we do not spin
+            except TransientError as exc:
+                if attempt >= self.max_retries:
+                    raise
+                attempt += 1
+                delay = self.backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)  # noqa: S311
+                logger.info(
+                    "WeCom %s transient error (%s); retry %s in %.2fs", api, exc, attempt, delay
+                )
+                time.sleep(delay)
+
+    def get(self, path: str, **params: Any) -> JSON:
+        return self.call("GET", path, params=params)
+
+    def post(self, path: str, body: JSON) -> JSON:
+        return self.call("POST", path, body=body)
+
+    def _pages(self, path: str, body: JSON, key: str) -> Iterator[JSON]:
+        """Follow ``next_cursor`` until WeCom says there is no more."""
+        cursor = ""
+        while True:
+            data = self.post(path, {**body, "cursor": cursor})
+            yield from data.get(key, [])
+            cursor = data.get("next_cursor") or ""
+            if not cursor:
+                return
+
+    # --- address book ----------------------------------------------------------------------
+
+    def department_list(self) -> list[JSON]:
+        return list(self.get("department/list").get("department", []))
+
+    def user_ids(self) -> Iterator[JSON]:
+        """``{userid, department}`` for every member (user/list_id, paged)."""
+        return self._pages("user/list_id", {"limit": 10000}, "dept_user")
+
+    def user_get(self, userid: str) -> JSON:
+        return self.get("user/get", userid=userid)
+
+    # --- customers -------------------------------------------------------------------------
+
+    def follow_user_list(self) -> list[str]:
+        return list(self.get("externalcontact/get_follow_user_list").get("follow_user", []))
+
+    def external_contact_ids(self, userid: str) -> list[str]:
+        try:
+            return list(self.get("externalcontact/list", userid=userid).get("external_userid", []))
+        except NotExternalContact:
+            return []  # WeCom answers 84061 for a member with no customers
+
+    def external_contact(self, external_userid: str) -> JSON:
+        """The customer and every follow_user (paged past 500 followers)."""
+        data = self.get("externalcontact/get", external_userid=external_userid)
+        follow = list(data.get("follow_user", []))
+        cursor = data.get("next_cursor") or ""
+        while cursor:
+            page = self.get("externalcontact/get", external_userid=external_userid, cursor=cursor)
+            follow.extend(page.get("follow_user", []))
+            cursor = page.get("next_cursor") or ""
+        return {"external_contact": data.get("external_contact", {}), "follow_user": follow}
+
+    def external_contact_pages(self, userids: list[str]) -> Iterator[list[JSON]]:
+        """batch/get_by_user for up to 100 members at a time, one page (≤100 rows) per item, so
+        callers can read and write in bulk per page."""
+        for start in range(0, len(userids), 100):
+            body: JSON = {"userid_list": userids[start : start + 100], "limit": 100}
+            cursor = ""
+            while True:
+                data = self.post("externalcontact/batch/get_by_user", {**body, "cursor": cursor})
+                yield list(data.get("external_contact_list", []))
+                cursor = data.get("next_cursor") or ""
+                if not cursor:
+                    break
+
+    def external_contacts_by_users(self, userids: list[str]) -> Iterator[JSON]:
+        for page in self.external_contact_pages(userids):
+            yield from page
+
+    def remark(self, **body: Any) -> JSON:
+        return self.post("externalcontact/remark", body)
+
+    # --- tags ------------------------------------------------------------------------------
+
+    def corp_tag_list(
+        self, *, tag_ids: list[str] | None = None, group_ids: list[str] | None = None
+    ) -> list[JSON]:
+        body = {"tag_id": tag_ids or [], "group_id": group_ids or []}
+        return list(self.post("externalcontact/get_corp_tag_list", body).get("tag_group", []))
+
+    def add_corp_tag(self, body: JSON) -> JSON:
+        return dict(self.post("externalcontact/add_corp_tag", body).get("tag_group", {}))
+
+    def edit_corp_tag(self, *, id: str, name: str | None = None, order: int | None = None) -> None:
+        body: JSON = {"id": id}
+        if name is not None:
+            body["name"] = name
+        if order is not None:
+            body["order"] = order
+        self.post("externalcontact/edit_corp_tag", body)
+
+    def del_corp_tag(
+        self, *, tag_ids: list[str] | None = None, group_ids: list[str] | None = None
+    ) -> None:
+        self.post(
+            "externalcontact/del_corp_tag", {"tag_id": tag_ids or [], "group_id": group_ids or []}
+        )
+
+    def mark_tag(
+        self, *, userid: str, external_userid: str, add: list[str], remove: list[str]
+    ) -> None:
+        self.post(
+            "externalcontact/mark_tag",
+            {
+                "userid": userid,
+                "external_userid": external_userid,
+                "add_tag": add,
+                "remove_tag": remove,
+            },
+        )
+
+    # --- group chats -----------------------------------------------------------------------
+
+    def group_chat_ids(self, *, owners: list[str] | None = None) -> Iterator[JSON]:
+        body: JSON = {"status_filter": 0, "limit": 1000}
+        if owners:
+            body["owner_filter"] = {"userid_list": owners}
+        return self._pages("externalcontact/groupchat/list", body, "group_chat_list")
+
+    def group_chat(self, chat_id: str) -> JSON:
+        return dict(
+            self.post("externalcontact/groupchat/get", {"chat_id": chat_id, "need_name": 1})[
+                "group_chat"
+            ]
+        )
+
+    # --- messages --------------------------------------------------------------------------
+
+    def send_welcome_msg(
+        self, *, welcome_code: str, text: str = "", attachments: list[JSON] | None = None
+    ) -> None:
+        body: JSON = {"welcome_code": welcome_code, "attachments": attachments or []}
+        if text:
+            body["text"] = {"content": text}
+        self.post("externalcontact/send_welcome_msg", body)
+
+    def send_app_message(self, body: JSON) -> JSON:
+        return self.post("message/send", body)

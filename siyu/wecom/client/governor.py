@@ -1,0 +1,163 @@
+"""The rate and quota governor: every outbound WeCom call asks it first.
+
+WeCom's limits are the physics (see shared/wecom/README.md §A): per corp and API at most
+10,000 calls a minute and 150,000 an hour, tighter for some endpoints; exceeding them blocks the
+API for the rest of the window (45009). Counting our own calls atomically in the database lets
+every worker process share one budget and stop *before* WeCom blocks us. Quotas that are not
+call rates — the per-customer mass-send cap, reminders, the welcome-code window, the contact-way
+quota — are pure functions here, so the console can tell the operator beforehand what a plan
+would exceed.
+"""
+
+import calendar
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from siyu.wecom.client.errors import RateLimited
+from siyu.wecom.models import RateWindow
+
+LOCAL_RATE_LIMIT_ERRCODE = 45009
+
+
+@dataclass(frozen=True)
+class Limit:
+    per_minute: int
+    per_hour: int
+
+
+DEFAULT_LIMIT = Limit(per_minute=10_000, per_hour=150_000)
+# Endpoint-specific limits from WeCom's documentation.
+API_LIMITS: dict[str, Limit] = {
+    "externalcontact/add_moment_task": Limit(per_minute=10, per_hour=600),
+    "gettoken": Limit(per_minute=60, per_hour=600),
+}
+
+WELCOME_CODE_TTL = timedelta(seconds=20)
+CONTACT_WAY_QUOTA = 500_000
+CORP_TAG_QUOTA = 3_000
+REMINDERS_PER_MESSAGE_PER_DAY = 3
+
+
+def limit_for(api: str) -> Limit:
+    """The documented limit, tightened (never loosened) by ``SIYU_WECOM_RATE_LIMITS``."""
+    documented = API_LIMITS.get(api, DEFAULT_LIMIT)
+    override = settings.SIYU_WECOM_RATE_LIMITS.get(api) or settings.SIYU_WECOM_RATE_LIMITS.get("*")
+    if not override:
+        return documented
+    return Limit(
+        per_minute=min(documented.per_minute, int(override.get("per_minute", 10**9))),
+        per_hour=min(documented.per_hour, int(override.get("per_hour", 10**9))),
+    )
+
+
+def _window_start(now: datetime, window: str) -> datetime:
+    if window == "minute":
+        return now.replace(second=0, microsecond=0)
+    return now.replace(minute=0, second=0, microsecond=0)
+
+
+def _take(tenant_id: int, api: str, window: str, limit: int, now: datetime) -> bool:
+    start = _window_start(now, window)
+    key = {"tenant_id": tenant_id, "api": api, "window": window, "window_start": start}
+    if RateWindow.unscoped.filter(**key, count__lt=limit).update(count=F("count") + 1):
+        return True
+    try:
+        with transaction.atomic():
+            RateWindow.unscoped.create(**key, count=1)
+        return limit >= 1
+    except IntegrityError:
+        # The window exists and is full (or filled up between our two statements).
+        return bool(RateWindow.unscoped.filter(**key, count__lt=limit).update(count=F("count") + 1))
+
+
+def acquire(tenant_id: int, api: str, *, now: datetime | None = None) -> None:
+    """Count one call to ``api``, or raise ``RateLimited`` if it would exceed a limit."""
+    now = now or timezone.now()
+    limit = limit_for(api)
+    if not _take(tenant_id, api, "minute", limit.per_minute, now):
+        retry = 60 - now.second
+        raise RateLimited(
+            LOCAL_RATE_LIMIT_ERRCODE, "minute budget used", retry_after=retry, api=api
+        )
+    if not _take(tenant_id, api, "hour", limit.per_hour, now):
+        retry = 3600 - (now.minute * 60 + now.second)
+        raise RateLimited(LOCAL_RATE_LIMIT_ERRCODE, "hour budget used", retry_after=retry, api=api)
+
+
+@dataclass(frozen=True)
+class Exceedance:
+    api: str
+    window: str
+    used: int
+    planned: int
+    limit: int
+
+
+def check_plan(
+    tenant_id: int, planned: dict[str, int], *, now: datetime | None = None
+) -> list[Exceedance]:
+    """What a plan of ``{api: number of calls}`` would exceed in the current windows."""
+    now = now or timezone.now()
+    found = []
+    for api, calls in planned.items():
+        limit = limit_for(api)
+        for window, cap in (("minute", limit.per_minute), ("hour", limit.per_hour)):
+            row = RateWindow.unscoped.filter(
+                tenant_id=tenant_id, api=api, window=window, window_start=_window_start(now, window)
+            ).first()
+            used = row.count if row else 0
+            if used + calls > cap:
+                found.append(Exceedance(api, window, used, calls, cap))
+    return found
+
+
+class MassSendRule(StrEnum):
+    """How many company mass sends one customer may receive (WeCom changed it over the years)."""
+
+    DAYS_IN_MONTH = "days_in_month"  # N per natural month, N = days in that month (2025 rule)
+    SEVEN_PER_WEEK = "seven_per_week"
+    ONE_PER_DAY = "one_per_day"
+    FOUR_PER_MONTH = "four_per_month"  # the 2019–2022 rule
+
+
+def mass_send_remaining(rule: str, received: list[datetime], at: datetime) -> int:
+    """How many more company mass sends a customer may receive at ``at``, given the times of
+    the ones they already received (all timezone-aware)."""
+    local = timezone.localtime(at)
+    kind = MassSendRule(rule)
+    if kind is MassSendRule.ONE_PER_DAY:
+        start, cap = local.replace(hour=0, minute=0, second=0, microsecond=0), 1
+    elif kind is MassSendRule.SEVEN_PER_WEEK:
+        day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        start, cap = day - timedelta(days=day.weekday()), 7
+    else:
+        start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        days = calendar.monthrange(local.year, local.month)[1]
+        cap = days if kind is MassSendRule.DAYS_IN_MONTH else 4
+    used = sum(1 for t in received if start <= timezone.localtime(t) <= local)
+    return max(cap - used, 0)
+
+
+def welcome_window_open(
+    received_at: datetime, *, now: datetime | None = None, margin: float = 2.0
+) -> bool:
+    """Whether a welcome code received at ``received_at`` can still be used (keeping a margin for
+    the call itself to arrive in time)."""
+    now = now or timezone.now()
+    return now - received_at < WELCOME_CODE_TTL - timedelta(seconds=margin)
+
+
+def reminders_remaining(sent: list[datetime], *, now: datetime | None = None) -> int:
+    now = now or timezone.now()
+    recent = sum(1 for t in sent if now - t < timedelta(hours=24))
+    return max(REMINDERS_PER_MESSAGE_PER_DAY - recent, 0)
+
+
+def contact_ways_remaining(used: int) -> int:
+    return max(CONTACT_WAY_QUOTA - used, 0)
