@@ -1,0 +1,271 @@
+"""Callback ingest benchmark: WeCom callbacks → receiver → inbox → processed.
+
+Starts Siyu under gunicorn (gthread) on loopback with PostgreSQL and Redis, and two Celery worker
+processes; prepares N distinct, encrypted ``add_external_contact`` callbacks exactly as WeCom
+(and the sandbox) sends them; then drives load with wrk (C, so the generator does not take the
+server's CPU the way a Python client would) and measures:
+
+- accepted callbacks per second (stored in the inbox, answered 200) and p50/p99 latency;
+- the same load against ``/healthz`` in the same run, as the baseline ratio;
+- end to end: inbox received_at → processed_at p50/p99 and processing throughput.
+
+Usage: ``make bench-callbacks`` (needs wrk: ``apt-get install wrk``). Results: bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "benchtoken"  # noqa: S105
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+CORP = "ww_bench_corp"
+WRK_SCRIPT = """
+local requests = dofile("%s")
+local i = 0
+request = function()
+  i = i %% #requests + 1
+  local r = requests[i]
+  return wrk.format("POST", r[1], {["Content-Type"] = "text/xml"}, r[2])
+end
+"""
+
+
+def progress(what: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {what}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+def build_requests(n: int, start_ts: int) -> list[tuple[str, str]]:
+    """(query string, body) for n distinct callbacks, encrypted as WeCom does."""
+    from siyu.wecom.crypto import MsgCrypt
+
+    crypt = MsgCrypt(TOKEN, AES_KEY, CORP)
+    out = []
+    for i in range(n):
+        inner = (
+            f"<xml><ToUserName><![CDATA[{CORP}]]></ToUserName>"
+            "<FromUserName><![CDATA[sys]]></FromUserName>"
+            f"<CreateTime>{start_ts}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+            "<Event><![CDATA[change_external_contact]]></Event>"
+            "<ChangeType><![CDATA[add_external_contact]]></ChangeType>"
+            f"<UserID><![CDATA[staff{i % 40}]]></UserID>"
+            f"<ExternalUserID><![CDATA[wmbench{i:08d}]]></ExternalUserID>"
+            f"<State><![CDATA[bench]]></State>"
+            f"<WelcomeCode><![CDATA[{secrets.token_hex(8)}]]></WelcomeCode></xml>"
+        )
+        nonce = str(secrets.randbelow(10**9))
+        body, signature = crypt.encrypt_message(inner, timestamp=str(start_ts), nonce=nonce)
+        out.append((f"msg_signature={signature}&timestamp={start_ts}&nonce={nonce}", body))
+    return out
+
+
+def run_wrk(
+    url: str,
+    requests: list[tuple[str, str]] | None,
+    *,
+    connections: int,
+    seconds: float,
+    workdir: Path,
+) -> dict[str, float]:
+    args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds:.0f}s", "--latency", "--timeout", "10s"]
+    if requests is not None:
+        path = "/" + url.split("/", 3)[3]
+        # [=[ … ]=]: the bodies contain CDATA's "]]", which would end a plain [[ … ]] string.
+        rows = [f'{{"{path}?{query}", [=[{body}]=]}}' for query, body in requests]
+        table = workdir / "requests.lua"
+        table.write_text("return {" + ",\n".join(rows) + "}\n", encoding="utf-8")
+        script = workdir / "callbacks.lua"
+        script.write_text(WRK_SCRIPT % table, encoding="utf-8")
+        args += ["-s", str(script)]
+    done = subprocess.run([*args, url], capture_output=True, text=True, check=True)  # noqa: S603
+    return parse_wrk(done.stdout)
+
+
+def _ms(text: str) -> float:
+    for unit, factor in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * factor
+    return float(text)
+
+
+def parse_wrk(out: str) -> dict[str, float]:
+    result = {"errors": 0.0}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in {"50%", "99%"}:
+            result["p" + parts[0][:-1]] = _ms(parts[1])
+        elif line.startswith("Requests/sec:"):
+            result["rate"] = float(parts[1])
+        elif "requests in" in line:
+            result["requests"] = float(parts[0])
+        elif "Non-2xx" in line:
+            result["errors"] += float(parts[-1])
+        elif line.strip().startswith("Socket errors"):
+            result["errors"] += sum(float(p.strip(",")) for p in parts if p.strip(",").isdigit())
+    return result
+
+
+def drain_and_measure(expected_min: int, timeout: float = 900) -> dict[str, float]:
+    from siyu.wecom.models import CallbackInbox, InboxStatus
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not CallbackInbox.unscoped.filter(status=InboxStatus.PENDING).exists():
+            break
+        time.sleep(1)
+    rows = list(
+        CallbackInbox.unscoped.filter(status=InboxStatus.DONE).values_list(
+            "received_at", "processed_at"
+        )
+    )
+    lags = [(p - r).total_seconds() for r, p in rows if p]
+    done = sorted(p for _, p in rows if p)
+    return {
+        "processed": float(len(rows)),
+        "throughput": len(rows) / max((done[-1] - done[0]).total_seconds(), 1e-9),
+        "p50": statistics.median(lags),
+        "p99": percentile(lags, 99),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=10, help="duration of each load run")
+    parser.add_argument("--count", type=int, default=30000, help="distinct callbacks to prepare")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections")
+    parser.add_argument("--web-workers", type=int, default=3)
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get(
+            "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/siyu_bench"
+        ),
+    )
+    parser.add_argument(
+        "--broker-url", default=os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/14")
+    )
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("this benchmark needs wrk: apt-get install wrk")
+
+    workdir = Path(tempfile.mkdtemp(prefix="siyu-bench-"))
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "siyu.config.settings",
+        "SIYU_ENV": "development",
+        "SIYU_VAR_DIR": str(workdir),
+        "DATABASE_URL": args.database_url,
+        "CELERY_BROKER_URL": args.broker_url,
+        "SIYU_CALLBACK_MAX_AGE_SECONDS": "3600",
+        "LOG_LEVEL": "ERROR",
+    }
+    os.environ.update({k: env[k] for k in ("DJANGO_SETTINGS_MODULE", "SIYU_ENV", "SIYU_VAR_DIR",
+                                            "DATABASE_URL", "CELERY_BROKER_URL")})  # fmt: skip
+    python = sys.executable
+    import psycopg
+    import redis
+
+    name = args.database_url.rsplit("/", 1)[1]
+    with psycopg.connect(args.database_url, dbname="postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    subprocess.run([python, "-m", "siyu", "migrate", "-v0"], env=env, check=True)  # noqa: S603
+    import django
+
+    django.setup()
+    from siyu.core.services import tenant_create
+
+    tenant_create(
+        slug="bench",
+        name="Bench",
+        corp_id=CORP,
+        callback_token=TOKEN,
+        callback_aes_key=AES_KEY,
+        wecom_base_url="http://127.0.0.1:9/cgi-bin/",
+    )
+    redis.Redis.from_url(args.broker_url).flushdb()
+    progress("preparing callbacks")
+    requests = build_requests(args.count, int(time.time()))
+
+    port = free_port()
+    web = subprocess.Popen(  # noqa: S603
+        [python, "-m", "gunicorn", "siyu.config.wsgi", "-w", str(args.web_workers),
+         "-k", "gthread", "--threads", "8", "--keep-alive", "5",
+         "-b", f"127.0.0.1:{port}", "--log-level", "warning", "--backlog", "2048"],
+        env=env, cwd=ROOT,
+    )  # fmt: skip
+    worker = subprocess.Popen(  # noqa: S603
+        [python, "-m", "celery", "-A", "siyu.config", "worker", "-c", "2", "--pool", "prefork",
+         "-l", "ERROR"],
+        env=env, cwd=ROOT,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                if httpx.get(base + "/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        progress("baseline: /healthz")
+        baseline = run_wrk(base + "/healthz", None, connections=args.connections,
+                           seconds=args.seconds, workdir=workdir)  # fmt: skip
+        progress("callbacks under load (the worker processes them meanwhile)")
+        accept = run_wrk(f"{base}/wecom/callback/bench/", requests, connections=args.connections,
+                         seconds=args.seconds, workdir=workdir)  # fmt: skip
+        progress("draining the inbox")
+        e2e = drain_and_measure(int(accept["requests"]))
+    finally:
+        for proc in (web, worker):
+            proc.send_signal(signal.SIGTERM)
+        for proc in (web, worker):
+            proc.wait(timeout=60)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    print(
+        f"machine: {os.cpu_count()} cores; PostgreSQL + Redis on loopback; gunicorn gthread x "
+        f"{args.web_workers}; wrk {args.connections} connections, {args.seconds:.0f} s per run"
+    )
+    print("| measure | value |\n|---|---|")
+    print(
+        f"| callbacks accepted into the inbox | {accept['rate']:.0f}/s "
+        f"({accept['requests']:.0f} requests, {accept['errors']:.0f} errors) |"
+    )
+    print(f"| accept latency p50 / p99 | {accept['p50']:.1f} ms / {accept['p99']:.1f} ms |")
+    print(
+        f"| baseline /healthz (same load, same run) | {baseline['rate']:.0f}/s, "
+        f"p50 {baseline['p50']:.1f} ms / p99 {baseline['p99']:.1f} ms |"
+    )
+    print(f"| callback rate / healthz rate | {accept['rate'] / baseline['rate']:.2f} |")
+    print(
+        f"| processed end to end (2 worker processes) | {e2e['processed']:.0f} at "
+        f"{e2e['throughput']:.0f}/s |"
+    )
+    print(f"| received -> processed p50 / p99 | {e2e['p50']:.2f} s / {e2e['p99']:.2f} s |")
+
+
+if __name__ == "__main__":
+    main()
