@@ -146,6 +146,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
         "data_folder_in": str(VAR_DIR / "queue"),
         "data_folder_out": str(VAR_DIR / "queue"),
         "processed_folder": str(VAR_DIR / "queue-processed"),
+        # Without this kombu writes its broadcast exchanges to ./control in the working directory.
+        "control_folder": str(VAR_DIR / "queue-control"),
         "store_processed": False,
     }
     if CELERY_BROKER_URL.startswith("filesystem")
