@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
+# transfer_customer, resigned/transfer_customer and both groupchat transfers take ≤100 ids.
+TRANSFER_BATCH = 100
 
 
 class WeComClient:
@@ -270,6 +272,67 @@ class WeComClient:
                 "group_chat"
             ]
         )
+
+    # --- transfers (在职/离职继承) ------------------------------------------------------------
+
+    def transfer_customers(
+        self,
+        *,
+        handover_userid: str,
+        takeover_userid: str,
+        external_userids: list[str],
+        resigned: bool,
+        message: str = "",
+    ) -> list[JSON]:
+        """Start moving ≤100 customers; one ``{external_userid, errcode}`` per customer (0 =
+        waiting for the customer, final after 24 h). Resigned transfers take no message."""
+        if not 1 <= len(external_userids) <= TRANSFER_BATCH:
+            raise ValueError(f"transfer 1 to {TRANSFER_BATCH} customers per call")
+        body: JSON = {
+            "handover_userid": handover_userid,
+            "takeover_userid": takeover_userid,
+            "external_userid": external_userids,
+        }
+        if resigned:
+            path = "externalcontact/resigned/transfer_customer"
+        else:
+            path = "externalcontact/transfer_customer"
+            if message:
+                body["transfer_success_msg"] = message
+        return list(self.post(path, body).get("customer", []))
+
+    def transfer_results(
+        self, *, handover_userid: str, takeover_userid: str, resigned: bool
+    ) -> Iterator[JSON]:
+        """``{external_userid, status, takeover_time}`` for every transfer between the two
+        (status 1 done, 2 waiting, 3 refused, 4 takeover at limit)."""
+        path = (
+            "externalcontact/resigned/transfer_result"
+            if resigned
+            else "externalcontact/transfer_result"
+        )
+        body = {"handover_userid": handover_userid, "takeover_userid": takeover_userid}
+        return self._pages(path, body, "customer")
+
+    def unassigned_customers(self) -> Iterator[JSON]:
+        """``{handover_userid, external_userid, dimission_time}`` of departed members' customers
+        not yet transferred (cursor paging: page_id stops at 50 000 rows)."""
+        return self._pages("externalcontact/get_unassigned_list", {"page_size": 1000}, "info")
+
+    def transfer_group_chats(
+        self, *, chat_ids: list[str], new_owner: str, resigned: bool
+    ) -> list[JSON]:
+        """Move ≤100 group chats at once; returns only the failures ``{chat_id, errcode,
+        errmsg}`` (the rest moved immediately)."""
+        if not 1 <= len(chat_ids) <= TRANSFER_BATCH:
+            raise ValueError(f"transfer 1 to {TRANSFER_BATCH} group chats per call")
+        path = (
+            "externalcontact/groupchat/transfer"
+            if resigned
+            else "externalcontact/groupchat/onjob_transfer"
+        )
+        data = self.post(path, {"chat_id_list": chat_ids, "new_owner": new_owner})
+        return list(data.get("failed_chat_list", []))
 
     # --- messages --------------------------------------------------------------------------
 

@@ -42,6 +42,11 @@ WELCOME_CODE_TTL = timedelta(seconds=20)
 CONTACT_WAY_QUOTA = 500_000
 CORP_TAG_QUOTA = 3_000
 REMINDERS_PER_MESSAGE_PER_DAY = 3
+# On-job transfers: each customer or group chat at most twice in 90 days (40128); group chat
+# transfers: at most 300 a day per original owner.
+TRANSFERS_PER_CUSTOMER = 2
+TRANSFER_WINDOW = timedelta(days=90)
+GROUP_CHAT_TRANSFERS_PER_OWNER_PER_DAY = 300
 
 
 def limit_for(api: str) -> Limit:
@@ -157,6 +162,19 @@ def reminders_remaining(sent: list[datetime], *, now: datetime | None = None) ->
     now = now or timezone.now()
     recent = sum(1 for t in sent if now - t < timedelta(hours=24))
     return max(REMINDERS_PER_MESSAGE_PER_DAY - recent, 0)
+
+
+def transfers_remaining(previous: list[datetime], *, now: datetime | None = None) -> int:
+    """How many more on-job transfers a customer (or chat) may take, given the times of the ones
+    already started (waiting or done)."""
+    now = now or timezone.now()
+    recent = sum(1 for t in previous if now - t < TRANSFER_WINDOW)
+    return max(TRANSFERS_PER_CUSTOMER - recent, 0)
+
+
+def group_chat_transfers_remaining(sent: int) -> int:
+    """``sent``: group chats moved away from one owner in the last 24 h."""
+    return max(GROUP_CHAT_TRANSFERS_PER_OWNER_PER_DAY - sent, 0)
 
 
 def contact_ways_remaining(used: int) -> int:
