@@ -29,6 +29,16 @@ class StaffStatus(models.TextChoices):
     LEFT = "left", _("已离职")
 
 
+class AccountKind(models.TextChoices):
+    """The functional account matrix: which job a staff account does in the customer journey."""
+
+    GENERAL = "", _("普通号")
+    IP = "ip", _("IP号")
+    DEAL = "deal", _("成交号")
+    MEMBER = "member", _("会员号")
+    AGENT = "agent", _("代理号")
+
+
 class Department(TenantModel):
     wecom_id = models.BigIntegerField(_("企业微信部门ID"))
     name = models.CharField(_("名称"), max_length=64)
@@ -75,6 +85,9 @@ class StaffMember(TenantModel):
     email = models.CharField(_("邮箱"), max_length=128, blank=True, default="")
     avatar = models.URLField(_("头像"), max_length=500, blank=True, default="")
     customer_contact_enabled = models.BooleanField(_("客户联系权限"), default=True)
+    account_kind = models.CharField(
+        _("账号类型"), max_length=16, choices=AccountKind.choices, blank=True, default=""
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     left_at = models.DateTimeField(null=True, blank=True)
 

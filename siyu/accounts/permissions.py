@@ -12,11 +12,15 @@ Missing and forbidden rows answer alike (``NotFound``) so ids across scopes leak
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from django.db.models import Model, QuerySet
 
 from siyu.accounts.models import DataScope, Department, Role, StaffMember, StaffStatus
 from siyu.core.errors import NotFound, PermissionDenied
+
+if TYPE_CHECKING:
+    from siyu.customers.models import Customer
 
 
 class Action(StrEnum):
@@ -29,14 +33,39 @@ class Action(StrEnum):
     WEBHOOKS_MANAGE = "webhooks.manage"
     TOKENS_MANAGE = "tokens.manage"
     SETTINGS_MANAGE = "settings.manage"
+    CUSTOMERS_VIEW = "customers.view"
+    CUSTOMERS_EDIT = "customers.edit"  # tags, stage, fields of customers in scope
+    CUSTOMERS_MERGE = "customers.merge"
+    LIFECYCLE_MANAGE = "lifecycle.manage"  # stages, custom fields, account kinds
+    TRANSFER_CUSTOMERS = "customers.transfer"  # 在职/离职继承, within the data scope
+    TAGS_MANAGE = "tags.manage"  # the team's tag taxonomy and auto-tag rules
+    TAGS_QUALITY = "tags.quality"  # tagging compliance of the members in scope
+    SEGMENTS_MANAGE = "segments.manage"  # saved segments (counting is CUSTOMERS_VIEW)
+    CUSTOMERS_IMPORT = "customers.import"  # customers and tags from CSV / xlsx
+    CUSTOMERS_EXPORT = "customers.export"  # customers in scope; audited
+    VIEW_PHONE = "customers.view_phone"  # unmasked phone numbers (exports, profiles)
 
 
-_EVERYONE = {Action.WORKSPACE_USE, Action.ORG_VIEW}
+_EVERYONE = {
+    Action.WORKSPACE_USE,
+    Action.ORG_VIEW,
+    Action.CUSTOMERS_VIEW,
+    Action.CUSTOMERS_EDIT,
+    Action.CUSTOMERS_EXPORT,
+}
 ROLE_ACTIONS: dict[str, frozenset[Action]] = {
     Role.BOSS: frozenset(set(Action)),
     Role.ADMIN: frozenset(set(Action)),
-    Role.OPERATIONS: frozenset(_EVERYONE | {Action.EVENTS_VIEW}),
-    Role.MANAGER: frozenset(_EVERYONE),
+    Role.OPERATIONS: frozenset(
+        _EVERYONE
+        | {Action.EVENTS_VIEW, Action.CUSTOMERS_MERGE, Action.LIFECYCLE_MANAGE}
+        | {Action.TAGS_MANAGE, Action.TAGS_QUALITY}
+        | {Action.SEGMENTS_MANAGE}
+        | {Action.CUSTOMERS_IMPORT}
+    ),
+    Role.MANAGER: frozenset(
+        _EVERYONE | {Action.CUSTOMERS_MERGE, Action.TRANSFER_CUSTOMERS, Action.TAGS_QUALITY}
+    ),
     Role.STAFF: frozenset(_EVERYONE),
 }
 
@@ -108,6 +137,36 @@ def restrict[M: Model](
     if ids is None:
         return queryset
     return queryset.filter(**{f"{owner_field}__in": ids}).distinct()
+
+
+def restrict_customers(
+    queryset: QuerySet[Customer], staff: StaffMember, action: Action = Action.CUSTOMERS_VIEW
+) -> QuerySet[Customer]:
+    """Customers ``staff`` may act on: those with a relation (in any state, so a customer who
+    deleted a member stays visible to the people responsible) to a member in their scope.
+    Merged-away records are never listed; their survivor is."""
+    from siyu.customers.models import StaffRelation
+
+    require(staff, action)
+    queryset = queryset.filter(merged_into__isnull=True)
+    ids = visible_staff_ids(staff)
+    if ids is None:
+        return queryset
+    # A subquery, not a join: no duplicate rows and no DISTINCT over a large table.
+    owned = StaffRelation.objects.filter(staff_id__in=ids).values("customer_id")
+    return queryset.filter(pk__in=owned)
+
+
+def access_customer(
+    staff: StaffMember, customer_id: int, action: Action = Action.CUSTOMERS_VIEW
+) -> Customer:
+    from siyu.customers.models import Customer
+
+    customer = restrict_customers(Customer.objects.all(), staff, action).filter(pk=customer_id)
+    found = customer.first()
+    if found is None:
+        raise NotFound("customer not found")
+    return found
 
 
 def access_staff_member(staff: StaffMember, member_id: int, *, write: bool = False) -> StaffMember:

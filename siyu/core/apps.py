@@ -15,9 +15,11 @@ class CoreConfig(AppConfig):
 
         WSGIRequestHandler.disable_nagle_algorithm = True
 
-        # Collect every app's event types and subscribers before the first event is written.
+        # Collect every app's event types (events.py) and subscribers (events.py, or
+        # subscribers.py when they need the app's services) before the first event is written.
         from importlib import import_module
 
-        for config in apps.get_app_configs():
-            if config.name.startswith("siyu.") and module_has_submodule(config.module, "events"):
-                import_module(f"{config.name}.events")
+        for module in ("events", "subscribers"):
+            for config in apps.get_app_configs():
+                if config.name.startswith("siyu.") and module_has_submodule(config.module, module):
+                    import_module(f"{config.name}.{module}")

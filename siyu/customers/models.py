@@ -28,11 +28,22 @@ class Customer(TenantModel):
         _("类型"), choices=CustomerType.choices, default=CustomerType.WECHAT
     )
     corp_name = models.CharField(_("企业名称"), max_length=128, blank=True, default="")
+    # The key of one of the tenant's LifecycleStage rows (普通 → 意向 → 付费 → 复购 → 代理).
+    stage = models.CharField(_("生命周期阶段"), max_length=32, default="normal")
+    # The tenant's custom fields (CustomField keys → values), validated on write.
+    attributes = models.JSONField(_("自定义字段"), default=dict, blank=True)
+    # Set when this record was merged into another customer; kept so the merge can be undone.
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="absorbed"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        indexes = [models.Index(fields=["tenant", "-created_at"], name="customer_recent")]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at"], name="customer_recent"),
+            models.Index(fields=["tenant", "stage"], name="customer_stage"),
+        ]
 
     def __str__(self) -> str:
         return self.name or f"#{self.pk}"
@@ -106,3 +117,88 @@ class StaffRelation(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.external_userid}↔{self.staff_id}"
+
+
+class LifecycleStage(TenantModel):
+    """A tenant's lifecycle stages, in order. Seeded with 普通 → 意向 → 付费 → 复购 → 代理."""
+
+    key = models.SlugField(max_length=32)
+    name = models.CharField(_("名称"), max_length=32)
+    order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "key"], name="stage_key"),
+        ]
+        ordering = ["order", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FieldKind(models.TextChoices):
+    TEXT = "text", _("文本")
+    NUMBER = "number", _("数字")
+    DATE = "date", _("日期")
+    CHOICE = "choice", _("单选")
+
+
+class CustomField(TenantModel):
+    """A tenant-defined customer attribute (生日, 城市, 会员等级 …)."""
+
+    key = models.SlugField(max_length=32)
+    name = models.CharField(_("名称"), max_length=32)
+    kind = models.CharField(max_length=16, choices=FieldKind.choices, default=FieldKind.TEXT)
+    choices = models.JSONField(default=list, blank=True)
+    order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "key"], name="custom_field_key"),
+        ]
+        ordering = ["order", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CustomerMerge(TenantModel):
+    """One merge of ``absorbed`` into ``survivor``: what moved, so it can be undone exactly."""
+
+    survivor = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    absorbed = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    identity_ids = models.JSONField(default=list)
+    relation_ids = models.JSONField(default=list)
+    tag_ids = models.JSONField(default=list)
+    group_member_ids = models.JSONField(default=list)
+    reason = models.CharField(max_length=64, default="manual")
+    by = models.ForeignKey(
+        "accounts.StaffMember", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    undone_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.absorbed_id}→{self.survivor_id}"
+
+
+class LifecycleRule(TenantModel):
+    """Moves a customer forward to ``stage`` once they have ``min_count`` events of
+    ``event_type`` (first order → 付费, second → 复购). Rules never move a customer back."""
+
+    event_type = models.CharField(max_length=64)
+    min_count = models.PositiveIntegerField(default=1)
+    stage = models.SlugField(max_length=32)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "event_type", "min_count"], name="lifecycle_rule_once"
+            ),
+        ]
+        ordering = ["event_type", "min_count"]
+
+    def __str__(self) -> str:
+        return f"{self.event_type}×{self.min_count}→{self.stage}"

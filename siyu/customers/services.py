@@ -65,8 +65,16 @@ def customer_ensure(
             if winner is None:
                 raise RuntimeError(f"identity {external_userid} vanished during creation")
             customer, created = winner, False
-    if unionid:
-        _link(customer, IdentityKind.UNIONID, unionid)
+    if unionid and not _link(customer, IdentityKind.UNIONID, unionid):
+        owner = customer_for_identity(IdentityKind.UNIONID, unionid)
+        if owner is not None and owner.pk != customer.pk:
+            # WeCom says this external_userid is that unionid: one person, proven. Merge.
+            from siyu.customers.merging import identities_prove_same
+
+            customer = identities_prove_same(
+                [(IdentityKind.EXTERNAL_USERID, external_userid), (IdentityKind.UNIONID, unionid)],
+                source="wecom",
+            )
     if profile:
         changed = [
             f
