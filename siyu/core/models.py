@@ -11,6 +11,8 @@ from siyu.core.fields import EncryptedTextField
 from siyu.core.tenancy import current_tenant_or_none, get_current_tenant
 
 WECOM_API_BASE_URL = "https://qyapi.weixin.qq.com/cgi-bin/"
+WECHAT_OAUTH_URL = "https://open.weixin.qq.com/connect/oauth2/authorize"
+WECHAT_API_BASE_URL = "https://api.weixin.qq.com/"
 
 
 def new_callback_token() -> str:
@@ -36,6 +38,11 @@ class Tenant(models.Model):
     callback_token = EncryptedTextField(_("回调 Token"), default=new_callback_token)
     callback_aes_key = EncryptedTextField(_("回调 EncodingAESKey"), default=new_encoding_aes_key)
     wecom_base_url = models.URLField(_("企业微信 API 地址"), default=WECOM_API_BASE_URL)
+    # The official account whose web OAuth identifies visitors of H5 pages (openid + unionid).
+    wechat_appid = models.CharField(_("公众号 AppID"), max_length=32, blank=True, default="")
+    wechat_secret = EncryptedTextField(_("公众号 AppSecret"), blank=True, default="")
+    wechat_oauth_url = models.URLField(_("微信网页授权地址"), default=WECHAT_OAUTH_URL)
+    wechat_api_base_url = models.URLField(_("微信 API 地址"), default=WECHAT_API_BASE_URL)
     is_active = models.BooleanField(_("启用"), default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -22,6 +22,10 @@ class SettingsOut(Schema):
     callback_aes_key: str
     contact_secret_set: bool
     app_secret_set: bool
+    wechat_appid: str
+    wechat_secret_set: bool
+    wechat_oauth_url: str
+    wechat_api_base_url: str
 
 
 class SettingsIn(StrictIn):
@@ -30,6 +34,10 @@ class SettingsIn(StrictIn):
     wecom_base_url: str | None = Field(None, max_length=200)
     contact_secret: str | None = Field(None, min_length=1, max_length=128)
     app_secret: str | None = Field(None, min_length=1, max_length=128)
+    wechat_appid: str | None = Field(None, max_length=32, description="official account AppID")
+    wechat_secret: str | None = Field(None, min_length=1, max_length=128)
+    wechat_oauth_url: str | None = Field(None, max_length=200)
+    wechat_api_base_url: str | None = Field(None, max_length=200)
 
 
 class CheckOut(Schema):

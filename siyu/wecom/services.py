@@ -16,7 +16,8 @@ from siyu.core.models import Tenant
 from siyu.wecom.client.client import WeComClient
 from siyu.wecom.client.errors import WeComError
 
-SECRET_FIELDS = ("contact_secret", "app_secret")
+SECRET_FIELDS = ("contact_secret", "app_secret", "wechat_secret")
+URL_FIELDS = ("wecom_base_url", "wechat_oauth_url", "wechat_api_base_url")
 
 
 def wecom_settings(*, actor: StaffMember) -> dict[str, Any]:
@@ -32,6 +33,10 @@ def wecom_settings(*, actor: StaffMember) -> dict[str, Any]:
         "callback_aes_key": tenant.callback_aes_key,
         "contact_secret_set": bool(tenant.contact_secret),
         "app_secret_set": bool(tenant.app_secret),
+        "wechat_appid": tenant.wechat_appid,
+        "wechat_secret_set": bool(tenant.wechat_secret),
+        "wechat_oauth_url": tenant.wechat_oauth_url,
+        "wechat_api_base_url": tenant.wechat_api_base_url,
     }
 
 
@@ -40,15 +45,16 @@ def wecom_settings_update(*, actor: StaffMember, **changes: Any) -> Tenant:
     """Change WeCom credentials. Secrets are write-only: the audit log records that they
     changed, never their values."""
     require(actor, Action.SETTINGS_MANAGE)
-    allowed = {"corp_id", "agent_id", "wecom_base_url", *SECRET_FIELDS}
+    allowed = {"corp_id", "agent_id", "wechat_appid", *URL_FIELDS, *SECRET_FIELDS}
     unknown = set(changes) - allowed
     if unknown:
         raise InvalidInput(_("未知字段：%(fields)s") % {"fields": ", ".join(sorted(unknown))})
     tenant = Tenant.objects.select_for_update().get(pk=actor.tenant_id)
-    if "wecom_base_url" in changes:
-        parsed = urlparse(changes["wecom_base_url"])
-        if parsed.scheme not in {"http", "https"} or not parsed.netloc:
-            raise InvalidInput(_("企业微信 API 地址必须是 http(s) 地址"))
+    for field in URL_FIELDS:
+        if field in changes:
+            parsed = urlparse(changes[field])
+            if parsed.scheme not in {"http", "https"} or not parsed.netloc:
+                raise InvalidInput(_("%(field)s 必须是 http(s) 地址") % {"field": field})
     if (
         "corp_id" in changes
         and Tenant.objects.exclude(pk=tenant.pk).filter(corp_id=changes["corp_id"]).exists()

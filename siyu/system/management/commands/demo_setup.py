@@ -29,6 +29,7 @@ DEMO_LOGINS = [
 
 
 DEMO_SECRET = "demo-contact-secret"  # noqa: S105 (the sandbox's, never a real corp's)
+DEMO_WECHAT_APPID = "wx_demo_official_account"
 
 
 class Command(BaseCommand):
@@ -53,8 +54,14 @@ class Command(BaseCommand):
         tenant.contact_secret = DEMO_SECRET
         tenant.app_secret = DEMO_SECRET + "-app"
         tenant.agent_id = "1000002"
+        # H5 pages identify visitors through the sandbox's WeChat OAuth.
+        tenant.wechat_appid = DEMO_WECHAT_APPID
+        tenant.wechat_secret = DEMO_SECRET + "-mp"
+        tenant.wechat_oauth_url = sandbox_url + "/connect/oauth2/authorize"
+        tenant.wechat_api_base_url = sandbox_url + "/"
         tenant.save()
         with SandboxControl(sandbox_url) as control:
+            control.register_wechat_app(DEMO_WECHAT_APPID, DEMO_SECRET + "-mp")
             control.create_corp(
                 tenant.corp_id,
                 DEMO_SECRET,

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class H5Config(AppConfig):
+    name = "siyu.h5"
+    verbose_name = _("H5 页面")
