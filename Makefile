@@ -3,7 +3,7 @@ PYTHON_BIN := $(shell scripts/find-python)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: start test lint typecheck pytest pytest-postgres messages openapi bench bench-callbacks clean
+.PHONY: start test lint typecheck pytest pytest-postgres messages openapi bench bench-callbacks bench-segments clean
 
 $(BIN)/python:
 	$(PYTHON_BIN) -m venv $(VENV)
@@ -47,10 +47,14 @@ openapi: $(VENV)/.installed
 	DJANGO_SETTINGS_MODULE=siyu.config.test_settings $(BIN)/python -m siyu.api.snapshot > docs/openapi.json
 
 ## Benchmarks (slow; not part of `make test`). Results go in bench/README.md.
-bench: bench-callbacks
+bench: bench-callbacks bench-segments
 
 bench-callbacks: $(VENV)/.installed
 	$(BIN)/python bench/callback_ingest.py
+
+## 10M customers, ~34M tag assignments in PostgreSQL (siyu_bench_segments): bitmap vs SQL counts.
+bench-segments: $(VENV)/.installed
+	$(BIN)/python bench/segment_count.py
 
 clean:
 	rm -rf $(VENV) var

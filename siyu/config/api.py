@@ -88,15 +88,29 @@ def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
 def _register_routers() -> None:
     from siyu.accounts.api import router as accounts_router
     from siyu.audit.api import router as audit_router
+    from siyu.customers.api import lifecycle_router
+    from siyu.customers.api import router as customers_router
+    from siyu.imports.api import export_router
+    from siyu.imports.api import router as imports_router
+    from siyu.segments.api import router as segments_router
     from siyu.system.api import router as events_router
+    from siyu.tags.api import router as tags_router
+    from siyu.transfers.api import router as transfers_router
     from siyu.webhooks.api import router as webhooks_router
     from siyu.wecom.api import router as wecom_router
 
     api.add_router("/org", accounts_router)
     api.add_router("/audit", audit_router)
+    api.add_router("/segments", segments_router)
+    api.add_router("/customers", customers_router)
+    api.add_router("/lifecycle", lifecycle_router)
     api.add_router("/events", events_router)
     api.add_router("/webhooks", webhooks_router)
     api.add_router("/wecom", wecom_router)
+    api.add_router("/transfers", transfers_router)
+    api.add_router("/tags", tags_router)
+    api.add_router("/imports", imports_router)
+    api.add_router("/exports", export_router)
 
 
 _register_routers()

@@ -13,6 +13,7 @@ urlpatterns = [
     path("healthz", healthz),
     path("api/v1/", api.urls),
     path("wecom/callback/<slug:slug>/", callback, name="wecom-callback"),
+    path("h5/", include("siyu.h5.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("siyu.console.urls")),
 ]

@@ -10,7 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from siyu.accounts.permissions import Action, require
-from siyu.core.errors import InvalidInput, NotFound, PermissionDenied
+from siyu.core.errors import NotFound, PermissionDenied, SiyuError
 
 ConsoleView = Callable[..., HttpResponse]
 
@@ -28,7 +28,7 @@ def console_page(action: Action) -> Callable[[ConsoleView], ConsoleView]:
                 raise Http404(exc.message) from exc
             except PermissionDenied as exc:
                 return render(request, "console/403.html", {"reason": exc.message}, status=403)
-            except InvalidInput as exc:
+            except SiyuError as exc:
                 # Form posts: say what was wrong and go back; nothing was changed.
                 messages.error(request, exc.message)
                 return redirect(request.headers.get("Referer") or request.path)

@@ -2,6 +2,11 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from siyu.console import views
+from siyu.customers import views as customer_views
+from siyu.imports import views as import_views
+from siyu.segments import views as segment_views
+from siyu.tags import views as tag_views
+from siyu.transfers import views as transfer_views
 
 app_name = "console"
 
@@ -10,6 +15,30 @@ urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="console:login"), name="logout"),
     path("w/", views.workspace, name="workspace"),
+    path("customers/", customer_views.customer_list, name="customers"),
+    path("customers/<int:customer_id>/", customer_views.customer_detail, name="customer"),
+    path(
+        "customers/<int:customer_id>/update/",
+        customer_views.customer_update,
+        name="customer_update",
+    ),
+    path(
+        "customers/<int:customer_id>/merge/", customer_views.customer_merge, name="customer_merge"
+    ),
+    path("customers/<int:customer_id>/tags/", customer_views.customer_tags, name="customer_tags"),
+    path(
+        "customers/<int:customer_id>/split/", customer_views.customer_split, name="customer_split"
+    ),
+    path(
+        "customers/merges/<int:merge_id>/undo/",
+        customer_views.customer_unmerge,
+        name="customer_unmerge",
+    ),
+    path("settings/lifecycle/", customer_views.lifecycle_settings, name="lifecycle"),
+    path("settings/lifecycle/update/", customer_views.lifecycle_update, name="lifecycle_update"),
+    path("tags/", tag_views.taxonomy, name="tags"),
+    path("tags/rules/", tag_views.rules, name="tag_rules"),
+    path("tags/quality/", tag_views.quality, name="tag_quality"),
     path("settings/org/", views.org, name="org"),
     path(
         "settings/org/<int:member_id>/permissions/", views.org_permissions, name="org_permissions"
@@ -27,4 +56,15 @@ urlpatterns = [
     ),
     path("settings/tokens/", views.tokens, name="tokens"),
     path("settings/tokens/<int:token_id>/revoke/", views.token_revoke, name="token_revoke"),
+    path("imports/", import_views.imports_page, name="imports"),
+    path("imports/upload/", import_views.import_upload, name="import_upload"),
+    path("imports/<int:job_id>/", import_views.import_job, name="import_job"),
+    path("imports/<int:job_id>/confirm/", import_views.import_confirm, name="import_confirm"),
+    path("imports/<int:job_id>/errors/", import_views.import_errors, name="import_errors"),
+    path("exports/customers/", import_views.export_download, name="export"),
+    path("transfers/onjob/", transfer_views.onjob, name="transfers_onjob"),
+    path("transfers/resigned/", transfer_views.resigned, name="transfers_resigned"),
+    path("transfers/jobs/", transfer_views.jobs, name="transfer_jobs"),
+    path("segments/", segment_views.segments_page, name="segments"),
+    path("segments/count/", segment_views.segment_count_fragment, name="segment_count"),
 ]

@@ -46,7 +46,10 @@ def home(request: HttpRequest, staff: StaffMember) -> HttpResponse:
 
 @console_page(Action.WORKSPACE_USE)
 def workspace(request: HttpRequest, staff: StaffMember) -> HttpResponse:
-    return render(request, "console/workspace.html", {})
+    from siyu.customers.selectors import customer_list
+
+    mine = customer_list(actor=staff, staff_id=staff.pk)[:20]
+    return render(request, "console/workspace.html", {"customers": mine})
 
 
 @console_page(Action.ORG_VIEW)
@@ -98,6 +101,10 @@ def wecom(request: HttpRequest, staff: StaffMember) -> HttpResponse:
                     "wecom_base_url",
                     "contact_secret",
                     "app_secret",
+                    "wechat_appid",
+                    "wechat_secret",
+                    "wechat_oauth_url",
+                    "wechat_api_base_url",
                 )
                 if request.POST.get(field, "").strip()
             }
