@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "siyu.groupchats",
     "siyu.transfers",
     "siyu.imports",
+    "siyu.channels",
     "siyu.h5",
     "siyu.system",
     "siyu.console",

@@ -1,0 +1,21 @@
+"""Every add through a contact way Siyu made goes to the handler of its state's kind."""
+
+from siyu.channels.state import handler_for
+from siyu.core.events import subscriber
+from siyu.core.models import Event
+from siyu.customers.events import CUSTOMER_ADDED
+from siyu.customers.models import StaffRelation
+
+
+def _routed(event: Event) -> bool:
+    return handler_for(str(event.payload.get("state", ""))) is not None
+
+
+@subscriber(CUSTOMER_ADDED, name="channels.route_add", applies=_routed)
+def route_add(event: Event) -> None:
+    routed = handler_for(str(event.payload.get("state", "")))
+    relation = StaffRelation.objects.filter(pk=event.payload.get("relation_id")).first()
+    if routed is None or relation is None:
+        return
+    handler, state = routed
+    handler(relation=relation, event=event, state=state)
