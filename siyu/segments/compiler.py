@@ -13,8 +13,9 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import BigIntegerField, Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.fields.json import KeyTransform
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from siyu.accounts.models import StaffMember
@@ -211,13 +212,23 @@ class _Binder:
             get_event_type(node.event_type)
         except ValueError:
             raise self.error(f"unknown event type {node.event_type!r}", node.pos) from None
+        # Events stay on the record they were written for; a merged-away record's events count
+        # for the customer it was merged into.
+        owner = Coalesce(
+            Subquery(
+                Customer.objects.filter(pk=OuterRef("customer_id")).values("merged_into_id")[:1]
+            ),
+            F("customer_id"),
+            output_field=BigIntegerField(),
+        )
         per_customer = (
             Event.objects.filter(
                 type=node.event_type,
                 occurred_at__gte=local_midnight(days_ago(node.days)),
                 customer_id__isnull=False,
             )
-            .values("customer_id")
+            .annotate(owner=owner)
+            .values("owner")
             .annotate(n=Count("id"))
         )
         if node.op == "!=":
@@ -227,10 +238,8 @@ class _Binder:
         if _compare(0, node.op, node.count):
             # Customers without any such event count as 0 and match: everyone except those
             # whose non-zero count fails the comparison.
-            return BNot(
-                SqlOnly(per_customer.filter(~satisfied).values_list("customer_id", flat=True))
-            )
-        return SqlOnly(per_customer.filter(satisfied).values_list("customer_id", flat=True))
+            return BNot(SqlOnly(per_customer.filter(~satisfied).values_list("owner", flat=True)))
+        return SqlOnly(per_customer.filter(satisfied).values_list("owner", flat=True))
 
 
 _LOOKUPS = {"=": "exact", "<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}

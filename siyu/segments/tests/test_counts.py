@@ -67,6 +67,18 @@ def test_behaviour_counts_include_customers_without_events_when_zero_matches(
     assert both_counts('count(event:"customer.tags_changed", 7d) = 0') == (1, 1)
 
 
+def test_a_merged_records_events_count_for_the_survivor(world: World) -> None:
+    survivor = world.customer()
+    absorbed = world.customer()
+    world.set_tags(survivor, ["a"])
+    world.set_tags(absorbed, ["b"])  # one tags_changed event on each record
+    expression = 'count(event:"customer.tags_changed", 7d) >= 2'
+    assert members(expression) == set()
+    customer_merge(survivor_id=survivor.pk, absorbed_id=absorbed.pk, source="api")
+    assert members(expression) == {survivor.pk}
+    assert both_counts(expression) == (1, 1)
+
+
 def test_same_named_tags_in_two_groups_and_disambiguation(world: World) -> None:
     north = world.customer(tags=["华北/重点"])
     south = world.customer(tags=["华南/重点"])
