@@ -34,10 +34,16 @@ logger = logging.getLogger(__name__)
 TOKEN_TTL = 7200
 OAUTH_CODE_TTL = 300
 MAX_BODY = 25 * 1024 * 1024
-# A 1×1 PNG: what the sandbox serves for a contact way's QR code image.
+# A valid 116×116 QR-looking PNG (finder squares, random modules): what the sandbox serves
+# for a contact way's QR code, so posters and downloads get a decodable image.
 PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6360000002000100ffff03000006000557bfabd40000000049454e44ae426082"
+    "89504e470d0a1a0a0000000d49484452000000740000007401000000007ce12b8a000000d84944415478da9d"
+    "94b17104310c03579ecff73af8febb832a80035de2c8232a92029000010a409026003ffc3dffbe6d2104bfb6"
+    "d77844aa8d88d7f80fc0ea5a6e46fc0159b01de9c7f6f0a723fd00a6818efa9794629ad8dcf3cf6b4183dce3"
+    "4fdfdaa47580076b2a2583fe9ee985d238f0bf7c97c062b307f80decd2f030e05fc00a3acd5f346dda0efc7f"
+    "13dc847492bfa258d10cfc474debb90efc2f061219e94f4a300932db5f4bd0c23dff0fb09f6e020efd37be63"
+    "c8f0ff4da230f15fb4544067fb4b0c394566fad11607fad709c15336f05ce37f014d0ba26f80e9bf6b000000"
+    "0049454e44ae426082"
 )
 
 
