@@ -33,12 +33,20 @@ ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "benchtoken"  # noqa: S105
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 CORP = "ww_bench_corp"
+WRK_THREADS = 2
+# Each wrk thread has its own Lua state: without an offset per thread, every thread would send
+# the same sequence and half the "accepted" callbacks would be duplicates.
 WRK_SCRIPT = """
 local requests = dofile("%s")
-local i = 0
+local threads = 0
+function setup(thread)
+  thread:set("id", threads)
+  threads = threads + 1
+end
+local i = nil
 request = function()
-  i = i %% #requests + 1
-  local r = requests[i]
+  i = ((i or id) + %d) %% #requests
+  local r = requests[i + 1]
   return wrk.format("POST", r[1], {["Content-Type"] = "text/xml"}, r[2])
 end
 """
@@ -91,7 +99,15 @@ def run_wrk(
     seconds: float,
     workdir: Path,
 ) -> dict[str, float]:
-    args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds:.0f}s", "--latency", "--timeout", "10s"]
+    args = [
+        "wrk",
+        f"-t{WRK_THREADS}",
+        f"-c{connections}",
+        f"-d{seconds:.0f}s",
+        "--latency",
+        "--timeout",
+        "10s",
+    ]
     if requests is not None:
         path = "/" + url.split("/", 3)[3]
         # [=[ … ]=]: the bodies contain CDATA's "]]", which would end a plain [[ … ]] string.
@@ -99,7 +115,7 @@ def run_wrk(
         table = workdir / "requests.lua"
         table.write_text("return {" + ",\n".join(rows) + "}\n", encoding="utf-8")
         script = workdir / "callbacks.lua"
-        script.write_text(WRK_SCRIPT % table, encoding="utf-8")
+        script.write_text(WRK_SCRIPT % (table, WRK_THREADS), encoding="utf-8")
         args += ["-s", str(script)]
     done = subprocess.run([*args, url], capture_output=True, text=True, check=True)  # noqa: S603
     return parse_wrk(done.stdout)
@@ -152,12 +168,24 @@ def drain_and_measure(expected_min: int, timeout: float = 900) -> dict[str, floa
     }
 
 
+def stored_counts() -> dict[str, int]:
+    """What the inbox holds: every accepted callback must be a row (the prepared ones are
+    distinct, so duplicates mean the load generator repeated itself)."""
+    from django.db.models import Count, Sum
+
+    from siyu.wecom.models import CallbackInbox
+
+    counts = CallbackInbox.unscoped.aggregate(rows=Count("pk"), duplicates=Sum("duplicates"))
+    return {"rows": counts["rows"], "duplicates": counts["duplicates"] or 0}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10, help="duration of each load run")
     parser.add_argument("--count", type=int, default=30000, help="distinct callbacks to prepare")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
     parser.add_argument("--web-workers", type=int, default=3)
+    parser.add_argument("--web-threads", type=int, default=8)
     parser.add_argument(
         "--database-url",
         default=os.environ.get(
@@ -171,6 +199,7 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("this benchmark needs wrk: apt-get install wrk")
 
+    load_before = f"{os.getloadavg()[0]:.2f}"
     workdir = Path(tempfile.mkdtemp(prefix="siyu-bench-"))
     env = {
         **os.environ,
@@ -196,15 +225,26 @@ def main() -> None:
     import django
 
     django.setup()
-    from siyu.core.services import tenant_create
+    from django.conf import settings
 
+    from siyu.core.services import tenant_create
+    from siyu.sandbox.client import SandboxControl
+    from siyu.sandbox.httpd import Sandbox
+
+    # The WeCom the workers talk to (profile enrichment after each add): the sandbox, on loopback.
+    sandbox = Sandbox()
+    sandbox.start()
+    SandboxControl(sandbox.base_url).create_corp(
+        CORP, "bench-secret", callback_token=TOKEN, callback_aes_key=AES_KEY
+    )
     tenant_create(
         slug="bench",
         name="Bench",
         corp_id=CORP,
         callback_token=TOKEN,
         callback_aes_key=AES_KEY,
-        wecom_base_url="http://127.0.0.1:9/cgi-bin/",
+        contact_secret="bench-secret",  # noqa: S106
+        wecom_base_url=sandbox.api_base,
     )
     redis.Redis.from_url(args.broker_url).flushdb()
     progress("preparing callbacks")
@@ -213,13 +253,13 @@ def main() -> None:
     port = free_port()
     web = subprocess.Popen(  # noqa: S603
         [python, "-m", "gunicorn", "siyu.config.wsgi", "-w", str(args.web_workers),
-         "-k", "gthread", "--threads", "8", "--keep-alive", "5",
+         "-k", "gthread", "--threads", str(args.web_threads), "--keep-alive", "5",
          "-b", f"127.0.0.1:{port}", "--log-level", "warning", "--backlog", "2048"],
         env=env, cwd=ROOT,
     )  # fmt: skip
     worker = subprocess.Popen(  # noqa: S603
         [python, "-m", "celery", "-A", "siyu.config", "worker", "-c", "2", "--pool", "prefork",
-         "-l", "ERROR"],
+         "-l", "ERROR", "-Q", ",".join(settings.SIYU_QUEUES)],
         env=env, cwd=ROOT,
     )  # fmt: skip
     try:
@@ -236,6 +276,7 @@ def main() -> None:
         progress("callbacks under load (the worker processes them meanwhile)")
         accept = run_wrk(f"{base}/wecom/callback/bench/", requests, connections=args.connections,
                          seconds=args.seconds, workdir=workdir)  # fmt: skip
+        stored = stored_counts()
         progress("draining the inbox")
         e2e = drain_and_measure(int(accept["requests"]))
     finally:
@@ -243,16 +284,20 @@ def main() -> None:
             proc.send_signal(signal.SIGTERM)
         for proc in (web, worker):
             proc.wait(timeout=60)
+        sandbox.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
     print(
-        f"machine: {os.cpu_count()} cores; PostgreSQL + Redis on loopback; gunicorn gthread x "
-        f"{args.web_workers}; wrk {args.connections} connections, {args.seconds:.0f} s per run"
+        f"machine: {os.cpu_count()} cores, load average {load_before} before / "
+        f"{os.getloadavg()[0]:.2f} after; PostgreSQL + Redis + sandbox on loopback; gunicorn "
+        f"gthread {args.web_workers} workers x {args.web_threads} threads; wrk {args.connections} "
+        f"connections, {args.seconds:.0f} s per run"
     )
     print("| measure | value |\n|---|---|")
     print(
         f"| callbacks accepted into the inbox | {accept['rate']:.0f}/s "
-        f"({accept['requests']:.0f} requests, {accept['errors']:.0f} errors) |"
+        f"({accept['requests']:.0f} requests, {accept['errors']:.0f} errors; inbox: "
+        f"{stored['rows']} rows, {stored['duplicates']} duplicates) |"
     )
     print(f"| accept latency p50 / p99 | {accept['p50']:.1f} ms / {accept['p99']:.1f} ms |")
     print(

@@ -9,9 +9,11 @@ from siyu.wecom.client.client import WeComClient
 from siyu.wecom.client.errors import InvalidExternalUser, NotExternalContact, TransientError
 
 
-@shared_task(name="siyu.wecom.process_callback", acks_late=True)
-def process_callback(inbox_id: int) -> str:
-    return inbox.inbox_process(inbox_id=inbox_id)
+@shared_task(name="siyu.wecom.process_callbacks", acks_late=True)
+def process_callbacks(inbox_ids: list[int]) -> list[str]:
+    """Process stored callbacks in order; each is claimed on its own, so a redelivered job (the
+    worker died mid-way) skips what was already done."""
+    return [inbox.inbox_process(inbox_id=inbox_id) for inbox_id in inbox_ids]
 
 
 @shared_task(name="siyu.wecom.sweep_inbox")

@@ -1,15 +1,18 @@
 """Callbacks stored in the inbox become state and events exactly once, in any order."""
 
+import threading
 import time
 from datetime import UTC, datetime
 
 import pytest
+from django.db import connection, transaction
 from django.utils import timezone
 
 from siyu.accounts.models import Department, StaffMember, StaffStatus
 from siyu.core.models import Event
 from siyu.customers.models import Customer, CustomerIdentity, RelationStatus, StaffRelation
 from siyu.testing.stories import Company
+from siyu.wecom.callback import inbox
 from siyu.wecom.callback.inbox import inbox_process, inbox_replay, inbox_store
 from siyu.wecom.models import CallbackInbox, InboxStatus
 from siyu.wecom.tests.builders import event_data, event_xml
@@ -96,6 +99,65 @@ def test_a_retried_callback_is_stored_once_and_counted(in_acme: Company) -> None
     assert item.duplicates == 2
     process_all()
     assert Event.objects.filter(type="customer.added").count() == 1
+
+
+def _wait_for(condition: object, what: str) -> None:
+    deadline = time.monotonic() + 20
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_callbacks_are_committed_together_before_any_is_answered(
+    acme: Company, monkeypatch
+) -> None:
+    """Callbacks arriving while a write is in flight are written by one statement, enqueued as
+    one job, and each caller learns its own outcome only once its row is committed."""
+    from siyu.wecom.tasks import process_callbacks
+
+    jobs: list[list[int]] = []
+    monkeypatch.setattr(process_callbacks, "apply_async", lambda args, **_: jobs.append(args[0]))
+    fields = {"UserID": "alice", "ExternalUserID": EXT, "WelcomeCode": "WC0"}
+    outcomes: dict[int, tuple[int, bool] | None] = {}
+
+    def store(n: int) -> None:
+        try:
+            if n == 0:  # WeCom's retry of the callback held uncommitted below
+                item = deliver(acme, "add_external_contact", at=1_700_000_000, **fields)
+            else:
+                item = deliver(
+                    acme, "add_external_contact", at=1_700_000_000, ExternalUserID=f"wm{n:04d}"
+                )
+            # Seen from this thread's own connection: committed, whoever wrote it.
+            seen = item is not None and CallbackInbox.unscoped.filter(pk=item.pk).exists()
+            outcomes[n] = (item.pk, seen) if item is not None else None
+        finally:
+            connection.close()
+
+    # Given a callback stored inside a transaction that has not committed yet (its lock holds
+    # the next write: the same key on PostgreSQL, the database on SQLite)
+    threads = [threading.Thread(target=store, args=(n,)) for n in range(16)]
+    with transaction.atomic():
+        held = deliver(acme, "add_external_contact", at=1_700_000_000, **fields)
+        assert held is not None
+        # when its retry starts the next write and 15 more callbacks arrive meanwhile
+        threads[0].start()
+        _wait_for(lambda: inbox._group._writing and not inbox._group._queue, "the first write")
+        for thread in threads[1:]:
+            thread.start()
+        _wait_for(lambda: len(inbox._group._queue) == 15, "15 callbacks queued")
+        assert outcomes == {}  # nobody is answered while the write ahead of them waits
+    for thread in threads:
+        thread.join(timeout=30)
+
+    # then the retry is a duplicate, the 15 share one write and one job, all committed
+    assert outcomes.pop(0) is None
+    assert all(seen for _, seen in outcomes.values())  # type: ignore[misc]
+    stored = sorted(pk for pk, _ in outcomes.values())  # type: ignore[misc]
+    assert sorted(sorted(job) for job in jobs) == sorted([[held.pk], stored])
+    assert CallbackInbox.unscoped.get(pk=held.pk).duplicates == 1
+    assert CallbackInbox.unscoped.count() == 16
 
 
 def test_distinct_adds_in_the_same_second_are_all_kept(in_acme: Company) -> None:
