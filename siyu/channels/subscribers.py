@@ -11,7 +11,8 @@ def _routed(event: Event) -> bool:
     return handler_for(str(event.payload.get("state", ""))) is not None
 
 
-@subscriber(CUSTOMER_ADDED, name="channels.route_add", applies=_routed)
+# On the welcome queue: the welcome message is sent from here within WeCom's 20 s.
+@subscriber(CUSTOMER_ADDED, name="channels.route_add", applies=_routed, queue="welcome")
 def route_add(event: Event) -> None:
     routed = handler_for(str(event.payload.get("state", "")))
     relation = StaffRelation.objects.filter(pk=event.payload.get("relation_id")).first()

@@ -38,6 +38,9 @@ class Subscriber:
     # Asked when the event is written: False means no delivery row at all (e.g. a tenant with
     # no webhook endpoints), which keeps the outbox small for subscribers that rarely apply.
     applies: Callable[[Event], bool] | None
+    # The Celery queue its deliveries are first sent to (None: the default). Lanes with a
+    # deadline (the welcome message's 20 s) must not wait behind bulk work's deliveries.
+    queue: str | None = None
 
     def wants(self, event_type: str) -> bool:
         return ALL_EVENTS in self.event_types or event_type in self.event_types
@@ -72,6 +75,7 @@ def subscriber(
     name: str | None = None,
     max_attempts: int | None = None,
     applies: Callable[[Event], bool] | None = None,
+    queue: str | None = None,
 ) -> Callable[[Callable[[Event], None]], Callable[[Event], None]]:
     """Register the decorated function to run once for every event of the given types."""
     if not types:
@@ -87,6 +91,7 @@ def subscriber(
             handler=func,
             max_attempts=max_attempts,
             applies=applies,
+            queue=queue,
         )
         return func
 

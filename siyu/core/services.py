@@ -3,6 +3,7 @@
 import logging
 import random
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -57,22 +58,31 @@ def event_record(
         if idempotency_key is None:
             raise
         return Event.objects.get(idempotency_key=idempotency_key)
+    subs = subscribers_for(event)
     deliveries = EventDelivery.objects.bulk_create(
         EventDelivery(tenant=tenant, event=event, subscriber=sub.name, next_attempt_at=now)
-        for sub in subscribers_for(event)
+        for sub in subs
     )
-    if deliveries:
-        ids = [delivery.pk for delivery in deliveries]
-        transaction.on_commit(lambda: _enqueue(ids))
+    by_queue: dict[str | None, list[int]] = {}
+    for sub, delivery in zip(subs, deliveries, strict=True):
+        by_queue.setdefault(sub.queue, []).append(delivery.pk)
+    for queue, ids in by_queue.items():
+        # Default-queue deliveries keep the plain call (tests stand in for it).
+        transaction.on_commit(
+            partial(_enqueue, ids, queue=queue) if queue else partial(_enqueue, ids)
+        )
     return event
 
 
-def _enqueue(delivery_ids: list[int], countdown: float = 0) -> None:
+def _enqueue(delivery_ids: list[int], countdown: float = 0, queue: str | None = None) -> None:
     from siyu.core.tasks import deliver_event
 
     for delivery_id in delivery_ids:
         try:
-            deliver_event.apply_async((delivery_id,), countdown=countdown)
+            if queue:
+                deliver_event.apply_async((delivery_id,), countdown=countdown, queue=queue)
+            else:
+                deliver_event.apply_async((delivery_id,), countdown=countdown)
         except Exception:
             # The broker is down; the periodic sweep will find the pending row.
             logger.exception("could not enqueue event delivery %s", delivery_id)

@@ -334,6 +334,53 @@ class WeComClient:
         data = self.post(path, {"chat_id_list": chat_ids, "new_owner": new_owner})
         return list(data.get("failed_chat_list", []))
 
+    # --- contact ways (联系我) ---------------------------------------------------------------
+
+    def add_contact_way(self, body: JSON) -> JSON:
+        """``{config_id, qr_code}`` of a new contact way (qr_code for scene 2 only)."""
+        data = self.post("externalcontact/add_contact_way", body)
+        return {"config_id": str(data["config_id"]), "qr_code": str(data.get("qr_code", ""))}
+
+    def get_contact_way(self, config_id: str) -> JSON:
+        return dict(
+            self.post("externalcontact/get_contact_way", {"config_id": config_id})["contact_way"]
+        )
+
+    def update_contact_way(self, body: JSON) -> None:
+        """``user``/``party`` given replace the way's lists; omitted fields stay as they are."""
+        self.post("externalcontact/update_contact_way", body)
+
+    def del_contact_way(self, config_id: str) -> None:
+        self.post("externalcontact/del_contact_way", {"config_id": config_id})
+
+    def add_join_way(self, body: JSON) -> str:
+        """A group chat's join way (加入群聊); shares the contact-way quota."""
+        return str(self.post("externalcontact/groupchat/add_join_way", body)["config_id"])
+
+    def get_join_way(self, config_id: str) -> JSON:
+        data = self.post("externalcontact/groupchat/get_join_way", {"config_id": config_id})
+        return dict(data["join_way"])
+
+    def del_join_way(self, config_id: str) -> None:
+        self.post("externalcontact/groupchat/del_join_way", {"config_id": config_id})
+
+    def absolute_url(self, url: str) -> str:
+        """WeCom's QR URLs are absolute; the sandbox's are relative to its host."""
+        return str(httpx.URL(self.base_url).join(url))
+
+    def qr_image(self, url: str) -> tuple[bytes, str]:
+        """The bytes and content type of a contact way's ``qr_code``. WeCom returns an absolute
+        URL; a relative one (the sandbox's) is read against the API's host."""
+        governor.acquire(self.tenant_id, "qr_code")
+        target = self.absolute_url(url)
+        try:
+            response = self._http.get(target)
+        except httpx.HTTPError as exc:
+            raise TransientError(-3, f"qr_code: {exc}", api="qr_code") from exc
+        if response.status_code != 200:
+            raise WeComError(-response.status_code, "qr_code not available", api="qr_code")
+        return response.content, response.headers.get("content-type", "image/png")
+
     # --- messages --------------------------------------------------------------------------
 
     def send_welcome_msg(

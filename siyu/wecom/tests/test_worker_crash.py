@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import redis
 from celery import Celery
+from django.conf import settings
 from django.db import connection
 
 from siyu.core.models import Event
@@ -89,7 +90,7 @@ def _start_worker(tmp_path: Path) -> subprocess.Popen[bytes]:
             "-l",
             "WARNING",
             "-Q",
-            "celery",
+            ",".join(settings.SIYU_QUEUES),  # callbacks have a queue of their own
         ],
         env=env,
         start_new_session=True,  # its own process group, so SIGKILL takes the pool children too

@@ -77,6 +77,7 @@ class Command(BaseCommand):
                     [
                         sys.executable, "-m", "celery", "-A", "siyu.config", "worker",
                         "--beat", "--pool=threads", "--concurrency=4", "--loglevel=INFO",
+                        f"--queues={','.join(settings.SIYU_QUEUES)}",
                         f"--schedule={settings.CELERY_BEAT_SCHEDULE_FILENAME}",
                     ],
                     env=env,
