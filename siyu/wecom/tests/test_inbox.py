@@ -114,9 +114,10 @@ def test_concurrent_callbacks_are_committed_together_before_any_is_answered(
 ) -> None:
     """Callbacks arriving while a write is in flight are written by one statement, enqueued as
     one job, and each caller learns its own outcome only once its row is committed."""
-    from siyu.wecom.tasks import process_callbacks
+    from siyu.config.celery import app
 
     jobs: list[list[int]] = []
+    process_callbacks = app.tasks["siyu.wecom.process_callbacks"]
     monkeypatch.setattr(process_callbacks, "apply_async", lambda args, **_: jobs.append(args[0]))
     fields = {"UserID": "alice", "ExternalUserID": EXT, "WelcomeCode": "WC0"}
     outcomes: dict[int, tuple[int, bool] | None] = {}
@@ -149,7 +150,8 @@ def test_concurrent_callbacks_are_committed_together_before_any_is_answered(
         _wait_for(lambda: len(inbox._group._queue) == 15, "15 callbacks queued")
         assert outcomes == {}  # nobody is answered while the write ahead of them waits
     for thread in threads:
-        thread.join(timeout=30)
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
 
     # then the retry is a duplicate, the 15 share one write and one job, all committed
     assert outcomes.pop(0) is None
