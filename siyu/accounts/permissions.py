@@ -44,6 +44,10 @@ class Action(StrEnum):
     CUSTOMERS_IMPORT = "customers.import"  # customers and tags from CSV / xlsx
     CUSTOMERS_EXPORT = "customers.export"  # customers in scope; audited
     VIEW_PHONE = "customers.view_phone"  # unmasked phone numbers (exports, profiles)
+    FISSION_MANAGE = "fission.manage"  # fission campaigns (任务宝 / 群裂变)
+    CHANNELS_MANAGE = "channels.manage"  # channel codes (渠道活码) and welcome messages
+    ANALYTICS_VIEW = "analytics.view"  # channel analytics within the data scope; export audited
+    ANALYTICS_SPEND = "analytics.spend"  # enter channel spend (feeds cost per customer and ROI)
 
 
 _EVERYONE = {
@@ -62,9 +66,14 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
         | {Action.TAGS_MANAGE, Action.TAGS_QUALITY}
         | {Action.SEGMENTS_MANAGE}
         | {Action.CUSTOMERS_IMPORT}
+        | {Action.FISSION_MANAGE}
+        | {Action.CHANNELS_MANAGE}
+        | {Action.ANALYTICS_VIEW, Action.ANALYTICS_SPEND}
     ),
     Role.MANAGER: frozenset(
-        _EVERYONE | {Action.CUSTOMERS_MERGE, Action.TRANSFER_CUSTOMERS, Action.TAGS_QUALITY}
+        _EVERYONE
+        | {Action.CUSTOMERS_MERGE, Action.TRANSFER_CUSTOMERS, Action.TAGS_QUALITY}
+        | {Action.ANALYTICS_VIEW}
     ),
     Role.STAFF: frozenset(_EVERYONE),
 }

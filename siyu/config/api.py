@@ -87,9 +87,12 @@ def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
 
 def _register_routers() -> None:
     from siyu.accounts.api import router as accounts_router
+    from siyu.analytics.api import router as analytics_router
     from siyu.audit.api import router as audit_router
+    from siyu.channels.api import router as channels_router
     from siyu.customers.api import lifecycle_router
     from siyu.customers.api import router as customers_router
+    from siyu.fission.api import router as fission_router
     from siyu.imports.api import export_router
     from siyu.imports.api import router as imports_router
     from siyu.segments.api import router as segments_router
@@ -111,6 +114,9 @@ def _register_routers() -> None:
     api.add_router("/tags", tags_router)
     api.add_router("/imports", imports_router)
     api.add_router("/exports", export_router)
+    api.add_router("/fission", fission_router)
+    api.add_router("/channels", channels_router)
+    api.add_router("/analytics", analytics_router)
 
 
 _register_routers()

@@ -59,6 +59,8 @@ INSTALLED_APPS = [
     "siyu.transfers",
     "siyu.imports",
     "siyu.channels",
+    "siyu.fission",
+    "siyu.analytics",
     "siyu.h5",
     "siyu.system",
     "siyu.console",
@@ -167,6 +169,16 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Lanes that heavy work (imports, exports, mass sends) must not delay get queues of their own:
+# the welcome message has 20 s, an add's remark and notification follow within seconds (README
+# "Queues"); callbacks are acked and must keep flowing.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_ROUTES = {
+    "siyu.channels.send_welcome": {"queue": "welcome"},
+    "siyu.channels.follow_up_add": {"queue": "channels"},
+    "siyu.wecom.process_callbacks": {"queue": "callbacks"},
+}
+SIYU_QUEUES = ["celery", "welcome", "channels", "callbacks"]  # the embedded worker takes all
 
 # Outbound webhooks and the event log's retry policy.
 SIYU_EVENT_MAX_ATTEMPTS = env_int("SIYU_EVENT_MAX_ATTEMPTS", 8, minimum=1)
@@ -184,6 +196,8 @@ SIYU_WECOM_MAX_RETRIES = env_int("SIYU_WECOM_MAX_RETRIES", 3, minimum=0)
 # Callbacks older than this are refused as replays (WeCom retries within seconds).
 SIYU_CALLBACK_MAX_AGE_SECONDS = env_int("SIYU_CALLBACK_MAX_AGE_SECONDS", 600, minimum=30)
 SIYU_MASS_SEND_RULE = env_str("SIYU_MASS_SEND_RULE", "days_in_month") or "days_in_month"
+# WeCom's 500 000 contact ways per corp; may only be tightened (a share for other tools).
+SIYU_CONTACT_WAY_QUOTA = env_int("SIYU_CONTACT_WAY_QUOTA", 500_000, minimum=1)
 
 CELERY_BEAT_SCHEDULE = {
     "sweep-event-deliveries": {"task": "siyu.core.sweep_event_deliveries", "schedule": 30.0},
@@ -192,6 +206,8 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-tag-pushes": {"task": "siyu.tags.sweep_pushes", "schedule": 60.0},
     "poll-transfers": {"task": "siyu.transfers.poll_open", "schedule": 600.0},
     "sweep-imports": {"task": "siyu.imports.sweep", "schedule": 300.0},
+    "refresh-channel-pools": {"task": "siyu.channels.refresh_pools", "schedule": 60.0},
+    "sweep-fission-notices": {"task": "siyu.fission.sweep_notices", "schedule": 60.0},
     "reconcile-wecom-nightly": {
         "task": "siyu.wecom.reconcile_all",
         "schedule": crontab(hour=3, minute=17),

@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("wecom/callback/<slug:slug>/", callback, name="wecom-callback"),
     path("h5/", include("siyu.h5.urls")),
+    path("h5/", include("siyu.fission.h5_urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("siyu.console.urls")),
 ]

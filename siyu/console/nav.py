@@ -59,6 +59,8 @@ def nav_for(staff: StaffMember | None, current_path: str) -> list[dict[str, obje
     return result
 
 
+nav_item("acquire", _("裂变活动"), "console:fission_campaigns", Action.FISSION_MANAGE)
+nav_item("acquire", _("渠道活码"), "console:channels", Action.CHANNELS_MANAGE)
 nav_item("manage", _("客户"), "console:customers", Action.CUSTOMERS_VIEW)
 nav_item("manage", _("标签"), "console:tags", Action.TAGS_MANAGE)
 nav_item("manage", _("自动打标签"), "console:tag_rules", Action.TAGS_MANAGE)
@@ -68,6 +70,7 @@ nav_item("manage", _("导入导出"), "console:imports", Action.CUSTOMERS_EXPORT
 nav_item("manage", _("在职继承"), "console:transfers_onjob", Action.TRANSFER_CUSTOMERS)
 nav_item("manage", _("离职继承"), "console:transfers_resigned", Action.TRANSFER_CUSTOMERS)
 nav_item("manage", _("继承记录"), "console:transfer_jobs", Action.TRANSFER_CUSTOMERS)
+nav_item("data", _("渠道分析"), "console:analytics_channels", Action.ANALYTICS_VIEW)
 nav_item("settings", _("生命周期与字段"), "console:lifecycle", Action.LIFECYCLE_MANAGE)
 nav_item("settings", _("组织架构"), "console:org", Action.ORG_VIEW)
 nav_item("settings", _("企业微信"), "console:wecom", Action.SETTINGS_MANAGE)

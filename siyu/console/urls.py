@@ -1,8 +1,11 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from siyu.analytics import views as analytics_views
+from siyu.channels import views as channel_views
 from siyu.console import views
 from siyu.customers import views as customer_views
+from siyu.fission import views as fission_views
 from siyu.imports import views as import_views
 from siyu.segments import views as segment_views
 from siyu.tags import views as tag_views
@@ -65,6 +68,19 @@ urlpatterns = [
     path("transfers/onjob/", transfer_views.onjob, name="transfers_onjob"),
     path("transfers/resigned/", transfer_views.resigned, name="transfers_resigned"),
     path("transfers/jobs/", transfer_views.jobs, name="transfer_jobs"),
+    path("channels/", channel_views.channel_list, name="channels"),
+    path("channels/form/", channel_views.channel_form, name="channel_form"),
+    path("channels/<int:code_id>/qr/", channel_views.channel_qr, name="channel_qr"),
     path("segments/", segment_views.segments_page, name="segments"),
     path("segments/count/", segment_views.segment_count_fragment, name="segment_count"),
+    path("acquire/fission/", fission_views.campaign_list, name="fission_campaigns"),
+    path("acquire/fission/new/", fission_views.campaign_new, name="fission_campaign_new"),
+    path(
+        "acquire/fission/<int:campaign_id>/",
+        fission_views.campaign_detail,
+        name="fission_campaign",
+    ),
+    path("data/channels/", analytics_views.channels_page, name="analytics_channels"),
+    path("data/channels/export/", analytics_views.channels_export, name="analytics_export"),
+    path("data/channels/spend/", analytics_views.spend_create, name="analytics_spend"),
 ]

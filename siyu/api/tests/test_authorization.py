@@ -27,6 +27,10 @@ TAG_MANAGERS = ADMINS | {"ops"}  # the taxonomy and auto-tag rules
 TRANSFERRERS = ADMINS | {"manager"}  # 在职/离职继承, managers within their department
 SEGMENT_MANAGERS = ADMINS | {"ops"}  # saved segments; everyone counts within their scope
 IMPORTERS = ADMINS | {"ops"}  # customers and tags from files
+ANALYSTS = ADMINS | {"ops", "manager"}  # channel analytics, managers within their department
+SPENDERS = ADMINS | {"ops"}  # channel spend (company-wide money)
+CHANNEL_MANAGERS = ADMINS | {"ops"}  # channel codes (渠道活码)
+FISSION = ADMINS | {"ops"}  # fission campaigns
 
 
 @dataclass
@@ -45,6 +49,7 @@ def fill(path: str, company: Company) -> str:
         )
         customer, twin, phone = _matrix_customers(company)
         import_job = _matrix_import_job(company)
+        campaign = _matrix_campaign(company)
     return (
         path.replace("{member_id}", str(company["carol"].pk))
         .replace("{customer_id}", str(customer))
@@ -60,6 +65,9 @@ def fill(path: str, company: Company) -> str:
         .replace("{transfer_id}", "999999")
         .replace("{segment_id}", "999999")
         .replace("{job_id}", str(import_job))
+        .replace("{spend_id}", "999999")
+        .replace("{code_id}", "999999")
+        .replace("{campaign_id}", str(campaign))
     )
 
 
@@ -106,6 +114,28 @@ def _matrix_import_job(company: Company) -> int:
         },
     )
     return job.pk
+
+
+def _matrix_campaign(company: Company) -> int:
+    """A running 任务宝 campaign with carol in its pool and one tier, made once per test."""
+    from datetime import UTC, datetime
+
+    from siyu.fission.models import Campaign, RewardTier
+
+    campaign = Campaign.objects.filter(description="matrix").first()
+    if campaign is None:
+        campaign = Campaign.objects.create(
+            kind="task",
+            name="矩阵活动",
+            description="matrix",
+            starts_at=datetime(2026, 1, 1, tzinfo=UTC),
+            ends_at=datetime(2036, 1, 1, tzinfo=UTC),
+        )
+        campaign.staff.set([company["carol"]])
+        RewardTier.objects.create(
+            campaign=campaign, threshold=3, kind="link", payload="https://x.test/r", stock=5
+        )
+    return campaign.pk
 
 
 API_MATRIX = [
@@ -262,6 +292,61 @@ API_MATRIX = [
     Op("post", "/api/v1/imports/{job_id}/confirm", IMPORTERS, ok={202}),
     Op("get", "/api/v1/imports/{job_id}/errors", IMPORTERS),
     Op("post", "/api/v1/exports", EVERYONE, {"expression": "", "format": "csv"}),
+    Op("get", "/api/v1/analytics/channels", ANALYSTS),
+    Op(
+        "post",
+        "/api/v1/analytics/channels/export",
+        ANALYSTS,
+        {"start": "2026-01-01", "end": "2026-01-31", "format": "csv"},
+    ),
+    Op("get", "/api/v1/analytics/spend", SPENDERS),
+    Op(
+        "post",
+        "/api/v1/analytics/spend",
+        SPENDERS,
+        {"source": "ch:1", "start": "2026-01-01", "end": "2026-01-01", "amount_fen": 100},
+        ok={201},
+    ),
+    Op("delete", "/api/v1/analytics/spend/{spend_id}", SPENDERS, ok={404}),
+    # Channel codes: a create with an overlong name is refused (400) before WeCom is called.
+    Op("get", "/api/v1/channels", CHANNEL_MANAGERS),
+    Op(
+        "post",
+        "/api/v1/channels",
+        CHANNEL_MANAGERS,
+        {"name": "长" * 31, "staff_ids": [1]},
+        ok={400},
+    ),
+    Op("get", "/api/v1/channels/quota", CHANNEL_MANAGERS),
+    Op("get", "/api/v1/channels/welcome-default", CHANNEL_MANAGERS),
+    Op("put", "/api/v1/channels/welcome-default", CHANNEL_MANAGERS, {"text": "欢迎"}),
+    Op("get", "/api/v1/channels/{code_id}", CHANNEL_MANAGERS, ok={404}),
+    Op("patch", "/api/v1/channels/{code_id}", CHANNEL_MANAGERS, {"name": "x"}, ok={404}),
+    Op("delete", "/api/v1/channels/{code_id}", CHANNEL_MANAGERS, ok={404}),
+    Op("post", "/api/v1/channels/{code_id}/pause", CHANNEL_MANAGERS, ok={404}),
+    Op("post", "/api/v1/channels/{code_id}/resume", CHANNEL_MANAGERS, ok={404}),
+    Op("get", "/api/v1/channels/{code_id}/qr", CHANNEL_MANAGERS, ok={404}),
+    # Fission: a campaign ending before it starts is refused (400) after the permission check.
+    Op("get", "/api/v1/fission/campaigns", FISSION),
+    Op(
+        "post",
+        "/api/v1/fission/campaigns",
+        FISSION,
+        {
+            "kind": "task",
+            "name": "x",
+            "starts_at": "2026-02-01T00:00:00+00:00",
+            "ends_at": "2026-01-01T00:00:00+00:00",
+            "staff_ids": ["{member_id}"],
+            "tiers": [{"threshold": 3, "kind": "link", "payload": "https://x.test", "stock": 1}],
+        },
+        ok={400},
+    ),
+    Op("get", "/api/v1/fission/campaigns/{campaign_id}", FISSION),
+    Op("patch", "/api/v1/fission/campaigns/{campaign_id}", FISSION, {"name": "矩阵活动"}),
+    Op("post", "/api/v1/fission/campaigns/{campaign_id}/poster", FISSION, ok={400}),
+    Op("get", "/api/v1/fission/campaigns/{campaign_id}/participants", FISSION),
+    Op("get", "/api/v1/fission/campaigns/{campaign_id}/tree", FISSION),
 ]
 
 # Console pages: url name → roles that may open it (GET).
@@ -286,6 +371,12 @@ CONSOLE_MATRIX = {
     "console:segment_count": EVERYONE,
     "console:imports": EVERYONE,
     "console:export": EVERYONE,
+    "console:analytics_channels": ANALYSTS,
+    "console:analytics_export": ANALYSTS,
+    "console:channels": CHANNEL_MANAGERS,
+    "console:channel_form": CHANNEL_MANAGERS,
+    "console:fission_campaigns": FISSION,
+    "console:fission_campaign_new": FISSION,
 }
 # Console POST-only actions: url name → (kwargs builder, roles allowed).
 CONSOLE_ACTIONS = {
@@ -309,6 +400,9 @@ CONSOLE_SCOPED = {
     "console:import_job": ("get", IMPORTERS),
     "console:import_confirm": ("post", IMPORTERS),
     "console:import_errors": ("get", IMPORTERS),
+    "console:analytics_spend": ("post", SPENDERS),
+    "console:channel_qr": ("get", set()),  # code 999999 does not exist
+    "console:fission_campaign": ("get", FISSION),
 }
 
 
@@ -404,6 +498,7 @@ def test_console_scoped_matrix(name: str, role: str, acme: Company, login) -> No
     with tenant_context(acme.tenant):
         customer, twin, phone = _matrix_customers(acme)
         import_job = _matrix_import_job(acme)
+        campaign = _matrix_campaign(acme)
     method, allowed = CONSOLE_SCOPED[name]
     kwargs, data = {
         "console:customer": ({"customer_id": customer}, {}),
@@ -420,6 +515,9 @@ def test_console_scoped_matrix(name: str, role: str, acme: Company, login) -> No
         "console:import_job": ({"job_id": import_job}, {}),
         "console:import_confirm": ({"job_id": import_job}, {}),
         "console:import_errors": ({"job_id": import_job}, {}),
+        "console:analytics_spend": ({}, {"source": "ch:1", "start": "2026-01-01", "amount": "1"}),
+        "console:channel_qr": ({"code_id": 999999}, {}),
+        "console:fission_campaign": ({"campaign_id": campaign}, {}),
     }[name]
     client = login.session(acme[role])
     response = getattr(client, method)(reverse(name, kwargs=kwargs), data)
