@@ -180,11 +180,8 @@ def _write(batch: list[_Pending]) -> list[int]:
 def _enqueue(ids: list[int], countdown: float = 0) -> None:
     """One job per chunk of ids (not per callback): fewer broker round trips, while chunks still
     spread a burst over the workers. Each id is still claimed on its own."""
-    from siyu.config.celery import app
+    from siyu.wecom.tasks import process_callbacks
 
-    # Through Siyu's app, not the shared_task proxy: the group-commit writer is often a request
-    # thread, where the proxy resolves against that thread's "current" Celery app.
-    process_callbacks = app.tasks["siyu.wecom.process_callbacks"]
     for start in range(0, len(ids), ENQUEUE_CHUNK):
         chunk = ids[start : start + ENQUEUE_CHUNK]
         try:

@@ -114,11 +114,19 @@ def test_concurrent_callbacks_are_committed_together_before_any_is_answered(
 ) -> None:
     """Callbacks arriving while a write is in flight are written by one statement, enqueued as
     one job, and each caller learns its own outcome only once its row is committed."""
-    from siyu.config.celery import app
+    from siyu.wecom import tasks
 
     jobs: list[list[int]] = []
-    process_callbacks = app.tasks["siyu.wecom.process_callbacks"]
-    monkeypatch.setattr(process_callbacks, "apply_async", lambda args, **_: jobs.append(args[0]))
+
+    class Recorder:
+        """Stands in for the task module-wide, so every writer thread sees it (patching the
+        shared_task proxy reaches only the app current in the patching thread)."""
+
+        @staticmethod
+        def apply_async(args: tuple[list[int]], **_: object) -> None:
+            jobs.append(args[0])
+
+    monkeypatch.setattr(tasks, "process_callbacks", Recorder)
     fields = {"UserID": "alice", "ExternalUserID": EXT, "WelcomeCode": "WC0"}
     outcomes: dict[int, tuple[int, bool] | None] = {}
 
