@@ -15,6 +15,7 @@ from siyu.core.models import Event
 from siyu.core.services import event_record
 from siyu.core.tenancy import get_current_tenant
 from siyu.customers import events
+from siyu.customers.merging import customer_survivor
 from siyu.customers.models import Customer, LifecycleRule, LifecycleStage
 
 # Tenant data, not UI text: seeded in Chinese whatever the language of the first request.
@@ -162,8 +163,7 @@ def apply_lifecycle_rules(event: Event) -> None:
     customer = Customer.objects.filter(pk=event.customer_id).first()
     if customer is None:
         return
-    while customer.merged_into_id is not None:  # the event names a record merged away since
-        customer = Customer.objects.get(pk=customer.merged_into_id)
+    customer = customer_survivor(customer)  # the event may name a record merged away since
     count = Event.objects.filter(
         customer_id__in=customer_record_ids(customer), type=event.type
     ).count()

@@ -11,6 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from siyu.accounts.models import StaffMember
+from siyu.accounts.permissions import Action, access_customer
 from siyu.core.errors import Conflict, InvalidInput, NotFound
 from siyu.core.services import event_record
 from siyu.customers import events
@@ -23,6 +24,21 @@ from siyu.customers.models import (
 )
 from siyu.groupchats.models import GroupChatMember
 from siyu.tags.models import CustomerTag
+
+
+def customer_survivor(customer: Customer) -> Customer:
+    """The live record for ``customer``: itself, or the one it was merged into (and so on)."""
+    while customer.merged_into_id is not None:
+        customer = Customer.objects.get(pk=customer.merged_into_id)
+    return customer
+
+
+def _may_merge(by: StaffMember | None, *customer_ids: int) -> None:
+    # A person acting (console, API) must see every record involved; proof-driven merges
+    # (``by`` None) come from WeCom or WeChat themselves.
+    if by is not None:
+        for customer_id in customer_ids:
+            access_customer(by, customer_id, Action.CUSTOMERS_MERGE)
 
 
 def _locked(*ids: int) -> dict[int, Customer]:
@@ -54,6 +70,7 @@ def customer_merge(
     """Merge ``absorbed`` into ``survivor``. Refuses merging a record into itself, merging a
     record that is merged already (either side: that would make chains or cycles), and merging
     two different WeChat accounts (two unionids are two people as far as proof goes)."""
+    _may_merge(by, survivor_id, absorbed_id)
     if survivor_id == absorbed_id:
         raise InvalidInput("a customer cannot be merged into itself")
     with transaction.atomic():
@@ -138,6 +155,7 @@ def merge_undo(*, merge_id: int, source: str, by: StaffMember | None = None) -> 
         merge = CustomerMerge.objects.select_for_update().filter(pk=merge_id).first()
         if merge is None:
             raise NotFound("merge not found")
+        _may_merge(by, merge.survivor_id)
         if merge.undone_at is not None:
             raise Conflict("this merge was undone already")
         rows = _locked(merge.survivor_id, merge.absorbed_id)
@@ -184,6 +202,7 @@ def customer_split(
 ) -> Customer:
     """Move some identities (and, with an external_userid, its staff relations and the tags
     those members put on) to a new customer: the operator says these are a different person."""
+    _may_merge(by, customer_id)
     if not identity_ids:
         raise InvalidInput("choose at least one identity to split off")
     with transaction.atomic():

@@ -6,7 +6,7 @@ from typing import Any
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from siyu.accounts.models import StaffMember
-from siyu.accounts.permissions import access_customer, restrict_customers
+from siyu.accounts.permissions import Action, access_customer, can, restrict_customers
 from siyu.core.events import get_event_type
 from siyu.core.models import Event
 from siyu.customers.lifecycle import customer_record_ids, stages
@@ -155,8 +155,6 @@ def customer_profile(*, actor: StaffMember, customer_id: int) -> dict[str, Any]:
 
 
 def _mask_phone(actor: StaffMember, identity: CustomerIdentity) -> str:
-    from siyu.accounts.permissions import Action, can
-
     if identity.kind != IdentityKind.PHONE or can(actor, Action.VIEW_PHONE):
         return identity.value
     value = identity.value

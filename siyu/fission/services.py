@@ -27,6 +27,7 @@ from siyu.core.models import Event
 from siyu.core.services import event_record
 from siyu.core.tenancy import get_current_tenant
 from siyu.customers.events import CUSTOMER_ADDED
+from siyu.customers.merging import customer_survivor
 from siyu.customers.models import (
     Customer,
     CustomerIdentity,
@@ -423,20 +424,13 @@ def _known_before(invitee: Customer, relation: StaffRelation, event: Event) -> b
     ).exists()
 
 
-def _survivor(customer: Customer) -> Customer:
-    """The record a customer was merged into, if they were."""
-    while customer.merged_into_id is not None:
-        customer = Customer.objects.get(pk=customer.merged_into_id)
-    return customer
-
-
 def _classify(
     participant: Participant, invitee: Customer, relation: StaffRelation, event: Event
 ) -> str:
     campaign = participant.campaign
     if not campaign.starts_at <= event.occurred_at < campaign.ends_at:
         return InviteStatus.OUTSIDE
-    if invitee.pk == _survivor(participant.customer).pk:
+    if invitee.pk == customer_survivor(participant.customer).pk:
         return InviteStatus.SELF
     if _known_before(invitee, relation, event):
         return InviteStatus.NOT_NEW

@@ -12,7 +12,7 @@ from django.http import HttpRequest
 from siyu.core.errors import InvalidInput
 from siyu.core.models import Tenant
 from siyu.core.tenancy import tenant_context
-from siyu.customers.merging import identities_prove_same
+from siyu.customers.merging import customer_survivor, identities_prove_same
 from siyu.customers.models import Customer, IdentityKind
 from siyu.wecom import oauth
 
@@ -65,6 +65,4 @@ def h5_visitor(request: HttpRequest, tenant: Tenant) -> Customer | None:
         return None
     with tenant_context(tenant):
         customer = Customer.objects.filter(pk=customer_id).first()
-        while customer is not None and customer.merged_into_id is not None:
-            customer = Customer.objects.filter(pk=customer.merged_into_id).first()
-    return customer
+        return customer_survivor(customer) if customer is not None else None
