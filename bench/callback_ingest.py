@@ -19,7 +19,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,8 +27,8 @@ import time
 from pathlib import Path
 
 import httpx
+from harness import ROOT, free_port, fresh_siyu, percentile, progress, wait_until_up
 
-ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "benchtoken"  # noqa: S105
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 CORP = "ww_bench_corp"
@@ -50,21 +49,6 @@ request = function()
   return wrk.format("POST", r[1], {["Content-Type"] = "text/xml"}, r[2])
 end
 """
-
-
-def progress(what: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {what}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
 def build_requests(n: int, start_ts: int) -> list[tuple[str, str]]:
@@ -236,30 +220,9 @@ def main() -> None:
 
     load_before = f"{os.getloadavg()[0]:.2f}"
     workdir = Path(tempfile.mkdtemp(prefix="siyu-bench-"))
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "siyu.config.settings",
-        "SIYU_ENV": "development",
-        "SIYU_VAR_DIR": str(workdir),
-        "DATABASE_URL": args.database_url,
-        "CELERY_BROKER_URL": args.broker_url,
-        "SIYU_CALLBACK_MAX_AGE_SECONDS": "3600",
-        "LOG_LEVEL": "ERROR",
-    }
-    os.environ.update({k: env[k] for k in ("DJANGO_SETTINGS_MODULE", "SIYU_ENV", "SIYU_VAR_DIR",
-                                            "DATABASE_URL", "CELERY_BROKER_URL")})  # fmt: skip
+    env = fresh_siyu(workdir, args.database_url, args.broker_url)
     python = sys.executable
-    import psycopg
     import redis
-
-    name = args.database_url.rsplit("/", 1)[1]
-    with psycopg.connect(args.database_url, dbname="postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    subprocess.run([python, "-m", "siyu", "migrate", "-v0"], env=env, check=True)  # noqa: S603
-    import django
-
-    django.setup()
     from django.conf import settings
 
     from siyu.core.services import tenant_create
@@ -298,12 +261,7 @@ def main() -> None:
     worker: subprocess.Popen[bytes] | None = None
     try:
         base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                if httpx.get(base + "/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+        wait_until_up(base + "/healthz")
         progress("baseline: /healthz")
         baseline = run_wrk(base + "/healthz", None, connections=args.connections,
                            seconds=args.seconds, workdir=workdir)  # fmt: skip

@@ -18,7 +18,6 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,30 +27,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
+from harness import ROOT, free_port, fresh_siyu, percentile, progress, wait_until_up
 
-ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "benchtoken"  # noqa: S105
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEF1"
 CORP = "ww_bench_channels"
 STAFF = [f"staff{i:02d}" for i in range(20)]
-
-
-def progress(what: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {what}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def percentile(values: list[float], pct: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
 def ramp(total: int, start: int, peak: int) -> list[int]:
@@ -200,33 +181,13 @@ def main() -> None:
 
     load_before = f"{os.getloadavg()[0]:.2f}"
     workdir = Path(tempfile.mkdtemp(prefix="siyu-bench-channels-"))
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "siyu.config.settings",
-        "SIYU_ENV": "development",
-        "SIYU_VAR_DIR": str(workdir),
-        "DATABASE_URL": args.database_url,
-        "CELERY_BROKER_URL": args.broker_url,
-        "SIYU_CALLBACK_MAX_AGE_SECONDS": "3600",
-        "LOG_LEVEL": "ERROR",
-    }
-    os.environ.update({k: env[k] for k in ("DJANGO_SETTINGS_MODULE", "SIYU_ENV", "SIYU_VAR_DIR",
-                                            "DATABASE_URL", "CELERY_BROKER_URL")})  # fmt: skip
     python = sys.executable
-    import psycopg
     import redis
 
     broker = redis.Redis.from_url(args.broker_url)
     if broker.dbsize():
         raise SystemExit(f"{args.broker_url} is not empty; pick a free Redis database")
-    name = args.database_url.rsplit("/", 1)[1]
-    with psycopg.connect(args.database_url, dbname="postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    subprocess.run([python, "-m", "siyu", "migrate", "-v0"], env=env, check=True)  # noqa: S603
-    import django
-
-    django.setup()
+    env = fresh_siyu(workdir, args.database_url, args.broker_url)
     from siyu.channels.models import ChannelCode
 
     port = free_port()
@@ -241,12 +202,7 @@ def main() -> None:
         )
     ]  # fmt: skip
     try:
-        for _ in range(100):
-            try:
-                httpx.get(sandbox_url + "/sandbox/faults")
-                break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+        wait_until_up(sandbox_url + "/sandbox/faults")
         code_id = setup(sandbox_url, sandbox_url + "/cgi-bin/", f"{base}/wecom/callback/bench/")
         config_id = ChannelCode.unscoped.get(pk=code_id).config_id
         procs.append(
@@ -270,12 +226,7 @@ def main() -> None:
                     env=env, cwd=ROOT,
                 )
             )  # fmt: skip
-        for _ in range(100):
-            try:
-                if httpx.get(base + "/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+        wait_until_up(base + "/healthz")
         time.sleep(3)  # the workers connect to the broker
         plan = ramp(args.adds, args.start_rate, args.peak)
         progress(f"ramp: {plan[:8]}… over {len(plan)} s")
