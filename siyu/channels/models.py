@@ -127,10 +127,18 @@ class WelcomeStatus(models.TextChoices):
 
 
 class WelcomeSend(TenantModel):
-    """The welcome message of one add; the unique welcome code makes the send happen once."""
+    """The welcome message of one add; the unique welcome code makes the send happen once.
+
+    Usually recorded by the welcome lane straight from the callback, before the add is
+    processed (``add`` is linked when it is); recorded by the add's processing otherwise."""
 
     welcome_code = models.CharField(max_length=128)
-    add = models.OneToOneField(ChannelAdd, on_delete=models.CASCADE, related_name="welcome")
+    code = models.ForeignKey(ChannelCode, on_delete=models.CASCADE, related_name="+")
+    staff = models.ForeignKey("accounts.StaffMember", on_delete=models.CASCADE, related_name="+")
+    external_userid = models.CharField(max_length=64)
+    add = models.OneToOneField(
+        ChannelAdd, null=True, blank=True, on_delete=models.CASCADE, related_name="welcome"
+    )
     status = models.CharField(
         max_length=16, choices=WelcomeStatus.choices, default=WelcomeStatus.PENDING
     )

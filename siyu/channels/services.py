@@ -37,7 +37,7 @@ from siyu.channels.models import (
     WelcomeSend,
     WelcomeStatus,
 )
-from siyu.channels.state import State, state_encode
+from siyu.channels.state import State, state_decode, state_encode
 from siyu.channels.welcome import (
     ATTACHMENTS_MAX,
     welcome_clean,
@@ -52,6 +52,7 @@ from siyu.customers.models import Customer, StaffRelation
 from siyu.groupchats.models import GroupChat, GroupChatStatus
 from siyu.tags.models import Tag
 from siyu.tags.services import tags_apply
+from siyu.wecom.callback.fastlane import WelcomeCodeArrived
 from siyu.wecom.client import governor
 from siyu.wecom.client.client import WeComClient
 from siyu.wecom.client.errors import (
@@ -585,14 +586,7 @@ def channel_add_handle(*, relation: StaffRelation, event: Event, state: State) -
     tenant_id = code.tenant_id
     welcome_code = str(event.payload.get("welcome_code", ""))
     if welcome_code:
-        send = WelcomeSend.objects.create(
-            welcome_code=welcome_code,
-            add=add,
-            deadline=event.occurred_at + governor.WELCOME_CODE_TTL,
-        )
-        # Sent by this worker right after the commit: no second trip through a queue that a
-        # burst of adds may have filled. A crash in between leaves it to the sweep (failed).
-        transaction.on_commit(partial(_send_now, send.pk), robust=True)
+        _welcome_link(add, welcome_code, relation.external_userid)
     tag_ids = list(code.tags.values_list("pk", flat=True))
     if tag_ids:
         customer = Customer.objects.get(pk=relation.customer_id)
@@ -630,33 +624,101 @@ def _welcome_for(code: ChannelCode) -> dict[str, Any]:
     return dict(default.welcome) if default is not None else {}
 
 
-def _nickname(wecom: WeComClient, customer: Customer, external_userid: str) -> str:
-    """The customer's WeChat name; fetched now when the profile has not arrived yet."""
-    if customer.name:
-        return customer.name
+def _nickname(wecom: WeComClient, send: WelcomeSend) -> str:
+    """The customer's WeChat name: from the profile if it has arrived, else asked of WeCom."""
+    if send.add is not None:
+        name = Customer.objects.filter(pk=send.add.customer_id).values_list("name", flat=True)
+        if name and name[0]:
+            return name[0]
     try:
-        profile = wecom.external_contact(external_userid)
+        profile = wecom.external_contact(send.external_userid)
     except WeComError:
         return ""
     return str(profile["external_contact"].get("name", ""))
 
 
+def _welcome_event(send: WelcomeSend) -> None:
+    """The customer's ``welcome.sent``/``failed`` once both the outcome and the add (which knows
+    the customer) are there: whichever of the two comes second records it."""
+    event_record(
+        type=events.WELCOME_SENT if send.status == WelcomeStatus.SENT else events.WELCOME_FAILED,
+        source="system",
+        customer_id=send.add.customer_id if send.add else None,
+        idempotency_key=f"welcome:{send.pk}",
+        payload={"code_id": send.code_id, "staff_userid": send.staff.userid, "reason": send.reason},
+    )
+
+
+_DONE = (WelcomeStatus.SENT, WelcomeStatus.FAILED)
+
+
 def _welcome_done(send: WelcomeSend, status: str, reason: str, *, sent: bool) -> None:
     with transaction.atomic():
-        WelcomeSend.objects.filter(pk=send.pk, status=WelcomeStatus.SENDING).update(
-            status=status, reason=reason[:200], sent_at=timezone.now() if sent else None
+        # Locked, so this and _welcome_link (the add's processing) see each other's write.
+        row = (
+            WelcomeSend.objects.select_for_update(of=("self",))
+            .select_related("add", "staff")
+            .filter(pk=send.pk, status=WelcomeStatus.SENDING)
+            .first()
         )
-        event_record(
-            type=events.WELCOME_SENT if sent else events.WELCOME_FAILED,
-            source="system",
-            customer_id=send.add.customer_id,
-            idempotency_key=f"welcome:{send.pk}",
-            payload={
-                "code_id": send.add.code_id,
-                "staff_userid": send.add.staff.userid,
-                "reason": reason,
-            },
-        )
+        if row is None:
+            return
+        row.status, row.reason = status, reason[:200]
+        row.sent_at = timezone.now() if sent else None
+        row.save(update_fields=["status", "reason", "sent_at"])
+        if row.add is not None:
+            _welcome_event(row)
+
+
+def _welcome_link(add: ChannelAdd, welcome_code: str, external_userid: str) -> None:
+    """The add's processing (in its transaction): attach the add to the send the welcome lane
+    recorded, or record and send it now if the lane's job was lost."""
+    send, created = WelcomeSend.objects.select_for_update().get_or_create(
+        welcome_code=welcome_code,
+        defaults={
+            "add": add,
+            "code": add.code,
+            "staff": add.staff,
+            "external_userid": external_userid,
+            "deadline": add.added_at + governor.WELCOME_CODE_TTL,
+        },
+    )
+    if created:
+        # Sent by this worker right after the commit; a crash in between leaves it to the
+        # sweep (failed).
+        transaction.on_commit(partial(_send_now, send.pk), robust=True)
+        return
+    if send.add_id is None:
+        send.add = add
+        send.save(update_fields=["add"])
+        if send.status in _DONE:
+            _welcome_event(send)
+
+
+def welcome_fast_lane(arrival: WelcomeCodeArrived) -> str:
+    """The welcome lane proper (tenant in context): an add through an active code, straight
+    from its callback, is recorded and sent before the add is processed (see the gateway's
+    fastlane module). Adds that are not for an active code are left to the processing."""
+    state = state_decode(arrival.state)
+    if state is None or state.kind != STATE_KIND or len(state.parts) != 1:
+        return "not_ours"
+    code_id = int(state.parts[0]) if state.parts[0].isdigit() else 0
+    code = ChannelCode.objects.filter(pk=code_id).first()
+    staff = StaffMember.objects.filter(userid=arrival.userid).first()
+    if code is None or staff is None or code.status != CodeStatus.ACTIVE:
+        return "not_ours"  # the processing creates the member / skips paused codes
+    try:
+        with transaction.atomic():
+            send = WelcomeSend.objects.create(
+                welcome_code=arrival.welcome_code,
+                code=code,
+                staff=staff,
+                external_userid=arrival.external_userid,
+                deadline=arrival.at + governor.WELCOME_CODE_TTL,
+            )
+    except IntegrityError:
+        return "skipped"  # a redelivered job, or the processing got there first
+    return welcome_send(send_id=send.pk)
 
 
 def welcome_send(*, send_id: int, client: WeComClient | None = None) -> str:
@@ -667,7 +729,7 @@ def welcome_send(*, send_id: int, client: WeComClient | None = None) -> str:
     back to pending and is tried again only while the window is open.
     """
     now = timezone.now()
-    send = WelcomeSend.objects.select_related("add__code", "add__staff").filter(pk=send_id).first()
+    send = WelcomeSend.objects.select_related("add", "code", "staff").filter(pk=send_id).first()
     if send is None or send.status != WelcomeStatus.PENDING:
         return "skipped"
     claimed = WelcomeSend.objects.filter(pk=send.pk, status=WelcomeStatus.PENDING).update(
@@ -678,12 +740,11 @@ def welcome_send(*, send_id: int, client: WeComClient | None = None) -> str:
     if now + WELCOME_MARGIN > send.deadline:
         _welcome_done(send, WelcomeStatus.FAILED, "expired", sent=False)
         return "expired"
-    add, code = send.add, send.add.code
+    code = send.code
     welcome = _welcome_for(code)
     if not welcome and not code.join_qr_code:
         _welcome_done(send, WelcomeStatus.FAILED, "no_message", sent=False)
         return "no_message"
-    relation = StaffRelation.objects.select_related("customer").get(pk=add.relation_id)
     # No retries inside the call: a retry is a new claim, decided against the deadline.
     wecom = client or WeComClient.for_tenant(
         get_current_tenant(), max_retries=0, timeout=WELCOME_CALL_TIMEOUT
@@ -691,8 +752,8 @@ def welcome_send(*, send_id: int, client: WeComClient | None = None) -> str:
     try:
         nickname = ""
         if welcome_wants_nickname(welcome):
-            nickname = _nickname(wecom, relation.customer, relation.external_userid)
-        text, attachments = welcome_render(welcome, nickname=nickname, staff_name=add.staff.name)
+            nickname = _nickname(wecom, send)
+        text, attachments = welcome_render(welcome, nickname=nickname, staff_name=send.staff.name)
         if code.join_qr_code:
             pic_url = wecom.absolute_url(code.join_qr_code)
             attachments.append({"msgtype": "image", "image": {"pic_url": pic_url}})
@@ -736,7 +797,7 @@ def welcome_sends_sweep(*, now: datetime | None = None) -> int:
     stuck = list(
         WelcomeSend.objects.filter(
             status__in=[WelcomeStatus.PENDING, WelcomeStatus.SENDING], deadline__lt=settled
-        ).select_related("add__staff")
+        )
     )
     for send in stuck:
         WelcomeSend.objects.filter(pk=send.pk, status=WelcomeStatus.PENDING).update(

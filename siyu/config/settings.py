@@ -175,6 +175,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_ROUTES = {
     "siyu.channels.send_welcome": {"queue": "welcome"},
+    "siyu.wecom.welcome_code_arrived": {"queue": "welcome"},
     "siyu.channels.follow_up_add": {"queue": "channels"},
     "siyu.wecom.process_callbacks": {"queue": "callbacks"},
 }

@@ -1,10 +1,12 @@
 """Background jobs of the WeCom gateway; thin, they take ids and call services."""
 
+from typing import Any
+
 from celery import shared_task
 
 from siyu.core.models import Tenant
 from siyu.core.tenancy import tenant_context
-from siyu.wecom.callback import inbox
+from siyu.wecom.callback import fastlane, inbox
 from siyu.wecom.client.client import WeComClient
 from siyu.wecom.client.errors import InvalidExternalUser, NotExternalContact, TransientError
 
@@ -14,6 +16,13 @@ def process_callbacks(inbox_ids: list[int]) -> list[str]:
     """Process stored callbacks in order; each is claimed on its own, so a redelivered job (the
     worker died mid-way) skips what was already done."""
     return [inbox.inbox_process(inbox_id=inbox_id) for inbox_id in inbox_ids]
+
+
+@shared_task(name="siyu.wecom.welcome_code_arrived", acks_late=True)
+def welcome_code_arrived(tenant_id: int, arrival: dict[str, Any]) -> None:
+    """The welcome lane's start: runs ahead of the callback's processing (fastlane.py)."""
+    with tenant_context(Tenant.objects.get(pk=tenant_id)):
+        fastlane.welcome_code_dispatch(fastlane.WelcomeCodeArrived.load(arrival))
 
 
 @shared_task(name="siyu.wecom.sweep_inbox")

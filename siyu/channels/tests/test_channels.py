@@ -21,9 +21,11 @@ from siyu.sandbox.httpd import Sandbox
 from siyu.tags.models import CustomerTag, PushStatus, TagMarkPush
 from siyu.tags.services import tag_mark_push_send
 from siyu.testing.stories import Company
+from siyu.wecom.callback.fastlane import WelcomeCodeArrived
 from siyu.wecom.callback.inbox import inbox_process
 from siyu.wecom.client.client import WeComClient
 from siyu.wecom.models import CallbackInbox, InboxStatus
+from siyu.wecom.tasks import welcome_code_arrived
 
 
 def _post(client: Client, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -178,6 +180,49 @@ def test_a_scan_adds_the_customer_with_tags_remark_welcome_once_and_tells_the_me
     assert qr.status_code == 200
     assert qr["Content-Type"] == "image/png"
     assert qr.content.startswith(b"\x89PNG")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_welcome_lane_sends_from_the_callback_before_the_add_is_processed(
+    wecom_acme: Company, sandbox: Sandbox, live_server: Any, login: Any
+) -> None:
+    tenant = wecom_acme.tenant
+    corp = tenant.corp_id
+    control = SandboxControl(sandbox.base_url)
+    ops = login.token(wecom_acme["ops"])
+    code = _post(
+        ops,
+        "/api/v1/channels",
+        {"name": "快线", "staff_ids": [wecom_acme["bob"].pk], "welcome": {"text": "{客户昵称}好"}},
+    ).json()
+    _wire_callbacks(wecom_acme, control, live_server)
+    ext = control.scan(corp, config_id=code["config_id"], name="李雷")["external_userid"]
+    assert control.flush_callbacks()
+    with tenant_context(tenant):
+        item = CallbackInbox.objects.get(change_type="add_external_contact")
+        assert item.status == InboxStatus.PENDING  # nothing processed yet
+    arrival = WelcomeCodeArrived.of(item)
+    assert arrival is not None
+
+    # The job the receiver queued on the welcome queue; a redelivery of it sends nothing more.
+    welcome_code_arrived(tenant.pk, arrival.dump())
+    welcome_code_arrived(tenant.pk, arrival.dump())
+    (welcome,) = _welcomes(sandbox, corp, ext)
+    assert welcome[2]["text"] == {"content": "李雷好"}
+    with tenant_context(tenant):
+        send = WelcomeSend.objects.get()
+        assert (send.status, send.add_id, send.external_userid) == ("sent", None, ext)
+        assert not Event.objects.filter(type="welcome.sent").exists()  # no customer yet
+
+    # The add's processing links its record to the send and the customer's timeline shows it.
+    outcomes = _work(wecom_acme)
+    assert outcomes["welcomes"] == ["sent"]
+    assert len(_welcomes(sandbox, corp, ext)) == 1
+    with tenant_context(tenant):
+        relation = StaffRelation.objects.get(external_userid=ext)
+        assert WelcomeSend.objects.get().add == ChannelAdd.objects.get()
+        (event,) = Event.objects.filter(type="welcome.sent")
+        assert event.customer_id == relation.customer_id
 
 
 @pytest.mark.django_db(transaction=True)
@@ -466,7 +511,8 @@ def test_every_queue_the_lanes_use_is_consumed_by_the_embedded_worker(settings: 
     from siyu.core.events import get_subscriber
 
     route_add = get_subscriber("channels.route_add")
-    assert route_add is not None and route_add.queue == "welcome"
+    assert route_add is not None and route_add.queue == "channels"
+    assert settings.CELERY_TASK_ROUTES["siyu.wecom.welcome_code_arrived"]["queue"] == "welcome"
     routed = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}
     assert routed == {"welcome", "channels", "callbacks"}
     assert routed | {route_add.queue, settings.CELERY_TASK_DEFAULT_QUEUE} == set(

@@ -19,6 +19,7 @@ from django.utils import timezone
 from siyu.core.models import Tenant
 from siyu.core.services import retry_delay
 from siyu.core.tenancy import tenant_context
+from siyu.wecom.callback.fastlane import WelcomeCodeArrived
 from siyu.wecom.callback.handlers import Inbound, handler_for
 from siyu.wecom.client.client import WeComClient
 from siyu.wecom.client.errors import RateLimited, TransientError
@@ -58,7 +59,7 @@ def inbox_store(*, tenant: Tenant, message: str, data: dict[str, Any]) -> Callba
     )
     pending = _Pending(item)
     if connection.in_atomic_block:
-        transaction.on_commit(partial(_enqueue, _write([pending])))
+        transaction.on_commit(partial(_dispatch, [pending], _write([pending])))
     else:
         _group.submit(pending)
     return item if pending.stored else None
@@ -121,7 +122,7 @@ class _GroupCommit:
                 if other is not pending:
                     other.done.set()
         # After the answers: a lost enqueue only delays processing until the sweep.
-        _enqueue(ids)
+        _dispatch(batch, ids)
 
 
 _group = _GroupCommit()
@@ -175,6 +176,22 @@ def _write(batch: list[_Pending]) -> list[int]:
             duplicates=F("duplicates") + count
         )
     return list(inserted.values())
+
+
+def _dispatch(batch: list[_Pending], ids: list[int]) -> None:
+    """After the commit: welcome codes to their lane first, then the processing jobs."""
+    from siyu.wecom.tasks import welcome_code_arrived
+
+    for pending in batch:
+        arrival = WelcomeCodeArrived.of(pending.item) if pending.stored else None
+        if arrival is None:
+            continue
+        try:
+            welcome_code_arrived.delay(pending.item.tenant_id, arrival.dump())
+        except Exception:
+            # The processing path sends the welcome itself when this lane did not.
+            logger.exception("could not enqueue welcome code of callback %s", pending.item.pk)
+    _enqueue(ids)
 
 
 def _enqueue(ids: list[int], countdown: float = 0) -> None:
