@@ -10,13 +10,15 @@ happen exactly once. Effects outside the database must be scheduled with
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.utils.functional import Promise
 
 if TYPE_CHECKING:
+    from django.db.models import Model
+
     from siyu.core.models import Event
 
 ALL_EVENTS = "*"
@@ -96,6 +98,56 @@ def subscriber(
         return func
 
     return register
+
+
+_watched: dict[tuple[str, int], tuple[int, frozenset[str]]] = {}
+
+
+def watched_event_types(
+    kind: str, event: Event, load: Callable[[], Iterable[str]]
+) -> frozenset[str]:
+    """The event types that the tenant's rules of ``kind`` (tag rules, SOP triggers, webhook
+    endpoints…) watch, for an ``applies`` check that runs on every event written. Kept per
+    process and reloaded when the tenant's rules version moves: one primary-key read per event
+    (shared by all such checks) instead of a query per subscriber."""
+    version = getattr(event, "_rules_version", None)
+    if version is None:
+        from siyu.core.models import Tenant
+
+        version = (
+            Tenant.objects.filter(pk=event.tenant_id).values_list("rules_version", flat=True).get()
+        )
+        event._rules_version = version  # type: ignore[attr-defined]
+    key = (kind, event.tenant_id)
+    hit = _watched.get(key)
+    if hit is not None and hit[0] == version:
+        return hit[1]
+    types = frozenset(load())
+    _watched[key] = (version, types)
+    return types
+
+
+def rules_model(model: type[Model], *, fields: Iterable[str] = ()) -> None:
+    """Saving or deleting a ``model`` row changes what some ``applies`` check watches: bump the
+    tenant's rules version (in the same transaction). With ``fields``, a save that names its
+    ``update_fields`` bumps only if it touches one of them (e.g. not a scheduler's cursor)."""
+    from django.db.models import F
+    from django.db.models.signals import post_delete, post_save
+
+    from siyu.core.models import Tenant
+
+    watched_fields = frozenset(fields)
+
+    def changed(instance: Model, update_fields: Iterable[str] | None = None, **_: object) -> None:
+        if watched_fields and update_fields is not None and not watched_fields & set(update_fields):
+            return
+        Tenant.objects.filter(pk=instance.tenant_id).update(  # type: ignore[attr-defined]
+            rules_version=F("rules_version") + 1
+        )
+
+    uid = f"rules-version:{model._meta.label}"
+    post_save.connect(changed, sender=model, weak=False, dispatch_uid=uid)
+    post_delete.connect(changed, sender=model, weak=False, dispatch_uid=uid)
 
 
 def subscribers_for(event: Event) -> list[Subscriber]:

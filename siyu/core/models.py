@@ -44,6 +44,9 @@ class Tenant(models.Model):
     wechat_oauth_url = models.URLField(_("微信网页授权地址"), default=WECHAT_OAUTH_URL)
     wechat_api_base_url = models.URLField(_("微信 API 地址"), default=WECHAT_API_BASE_URL)
     is_active = models.BooleanField(_("启用"), default=True)
+    # Bumped whenever a rule that decides which events a subscriber gets changes (see
+    # core.events.watched_event_types); never saved through the model, only updated.
+    rules_version = models.PositiveBigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -10,7 +10,13 @@ from django.db import transaction
 
 from siyu.accounts.models import StaffMember
 from siyu.core.errors import Conflict, InvalidInput, NotFound
-from siyu.core.events import ALL_EVENTS, get_event_type, subscriber
+from siyu.core.events import (
+    ALL_EVENTS,
+    get_event_type,
+    rules_model,
+    subscriber,
+    watched_event_types,
+)
 from siyu.core.models import Event
 from siyu.core.services import event_record
 from siyu.core.tenancy import get_current_tenant
@@ -146,12 +152,16 @@ def rule_delete(*, actor: StaffMember, rule_id: int) -> None:
         rule.delete()
 
 
+rules_model(LifecycleRule)
+
+
 def _has_rule(event: Event) -> bool:
-    return (
-        event.customer_id is not None
-        and LifecycleRule.unscoped.filter(
-            tenant_id=event.tenant_id, event_type=event.type, enabled=True
-        ).exists()
+    return event.customer_id is not None and event.type in watched_event_types(
+        "customers.lifecycle_rules",
+        event,
+        lambda: LifecycleRule.unscoped.filter(tenant_id=event.tenant_id, enabled=True).values_list(
+            "event_type", flat=True
+        ),
     )
 
 

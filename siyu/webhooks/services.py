@@ -19,7 +19,7 @@ from siyu.accounts.models import StaffMember
 from siyu.accounts.permissions import Action, require
 from siyu.audit.services import audit_record
 from siyu.core.errors import InvalidInput, NotFound
-from siyu.core.events import ALL_EVENTS, event_types
+from siyu.core.events import ALL_EVENTS, event_types, watched_event_types
 from siyu.core.http import http_client
 from siyu.core.models import Event
 from siyu.core.services import retry_delay
@@ -120,10 +120,19 @@ def webhook_endpoint_delete(*, actor: StaffMember, endpoint_id: int) -> None:
     endpoint.delete()
 
 
+def _endpoint_types(tenant_id: int) -> list[str]:
+    return [
+        event_type
+        for types in WebhookEndpoint.unscoped.filter(
+            tenant_id=tenant_id, is_active=True
+        ).values_list("event_types", flat=True)
+        for event_type in types
+    ]
+
+
 def tenant_wants_webhook(event: Event) -> bool:
-    return any(
-        endpoint.wants(event.type) for endpoint in WebhookEndpoint.objects.filter(is_active=True)
-    )
+    watched = watched_event_types("webhooks", event, lambda: _endpoint_types(event.tenant_id))
+    return "*" in watched or event.type in watched
 
 
 def webhook_fan_out(*, event: Event) -> list[int]:

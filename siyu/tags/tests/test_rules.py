@@ -4,7 +4,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from siyu.core import events as registry
 from siyu.core.models import Event, EventDelivery
@@ -92,7 +93,9 @@ def test_disabled_rules_and_other_customers_count_nothing(
     _view(other.customer, T0)
     _view(world["customer"], T0 + timedelta(hours=1))
     assert not CustomerTag.objects.exists()
-    TagRule.objects.update(enabled=False)
+    rule = world["rule"]
+    rule.enabled = False
+    rule.save()  # as tag_rule_update does: the watched event types are reloaded
     assert _view(world["customer"], T0 + timedelta(hours=2)) == []  # no delivery at all
     assert not CustomerTag.objects.exists()
 
@@ -230,3 +233,32 @@ def test_rule_changes_are_audited(acme: Company, login) -> None:
             )
         )
     assert sorted(actions) == ["tags.rule_create", "tags.rule_delete"]
+
+
+def test_which_events_rules_watch_is_read_once_per_rule_change_not_per_event(
+    world: dict[str, Any],
+) -> None:
+    """Every event written asks each rule-driven subscriber whether it applies; the answer is
+    cached per process and reloaded only when the tenant's rules version moves."""
+    customer = world["customer"]
+    assert _view(customer, T0) == ["done"]  # warms the cache
+    with transaction.atomic():
+        event_record(type="customer.updated", source="api", customer_id=customer.pk)
+    assert not EventDelivery.objects.filter(
+        subscriber="tags.auto_tag", event__type="customer.updated"
+    ).exists()
+    # A rule saved (in any process) bumps the version: the next event sees it.
+    TagRule.objects.create(
+        name="资料更新", event_type="customer.updated", threshold=1, window_days=1, tag=world["tag"]
+    )
+    with transaction.atomic():
+        updated = event_record(type="customer.updated", source="api", customer_id=customer.pk)
+    assert EventDelivery.objects.filter(subscriber="tags.auto_tag", event=updated).exists()
+    # With the rules unchanged, the checks of all rule-driven subscribers cost one read
+    # (the version) per event, whatever the number of rules.
+    with transaction.atomic(), CaptureQueriesContext(connection) as captured:
+        event_record(type="customer.updated", source="api", customer_id=customer.pk)
+    tables = ("tags_tagrule", "customers_lifecyclerule", "sop_sop", "webhooks_webhookendpoint")
+    rule_reads = [q for q in captured.captured_queries if any(t in q["sql"] for t in tables)]
+    version_reads = [q for q in captured.captured_queries if "rules_version" in q["sql"]]
+    assert (len(rule_reads), len(version_reads)) == (0, 1)
