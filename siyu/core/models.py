@@ -15,6 +15,12 @@ WECHAT_OAUTH_URL = "https://open.weixin.qq.com/connect/oauth2/authorize"
 WECHAT_API_BASE_URL = "https://api.weixin.qq.com/"
 
 
+def new_rules_version() -> int:
+    # Random, not 0: a process caches by (tenant id, version), and SQLite reuses the id of a
+    # deleted last row, so a new tenant must not start where an old one's cache left off.
+    return secrets.randbits(48)
+
+
 def new_callback_token() -> str:
     alphabet = string.ascii_letters + string.digits
     return "".join(secrets.choice(alphabet) for _ in range(32))
@@ -46,7 +52,7 @@ class Tenant(models.Model):
     is_active = models.BooleanField(_("启用"), default=True)
     # Bumped whenever a rule that decides which events a subscriber gets changes (see
     # core.events.watched_event_types); never saved through the model, only updated.
-    rules_version = models.PositiveBigIntegerField(default=0, editable=False)
+    rules_version = models.PositiveBigIntegerField(default=new_rules_version, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
