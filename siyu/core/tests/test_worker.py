@@ -1,7 +1,7 @@
 """The real worker path: events enqueued on commit travel through Redis to a Celery worker.
 
-Needs Redis (SIYU_TEST_REDIS_URL, default redis://127.0.0.1:6379/15). CI always has it and fails
-here if it is missing; on a laptop without Redis these two tests are skipped with a reason.
+Needs Redis (the server of SIYU_TEST_REDIS_URL, default redis://127.0.0.1:6379). CI always has
+it and fails here if it is missing; on a laptop without Redis these tests are skipped.
 """
 
 import os
@@ -21,6 +21,7 @@ from siyu.core.models import DeliveryStatus, Event, EventDelivery
 from siyu.core.services import tenant_create
 from siyu.core.tasks import sweep_event_deliveries
 from siyu.core.tenancy import tenant_context
+from siyu.testing.worker import CORE_WORKER_DB, redis_url
 
 WORKER_TYPE = registry.event_type("test.worker", "测试后台任务", webhook=False)
 ECHO_TYPE = registry.event_type("test.worker_echo", "测试后台回声", webhook=False)
@@ -39,7 +40,7 @@ def _echo(event: Event) -> None:
 
 @pytest.fixture
 def redis_worker() -> Iterator[Celery]:
-    url = os.environ.get("SIYU_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    url = redis_url(CORE_WORKER_DB)
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=2)
         client.ping()
