@@ -44,14 +44,6 @@ def home(request: HttpRequest, staff: StaffMember) -> HttpResponse:
     return render(request, "console/home.html", context)
 
 
-@console_page(Action.WORKSPACE_USE)
-def workspace(request: HttpRequest, staff: StaffMember) -> HttpResponse:
-    from siyu.customers.selectors import customer_list
-
-    mine = customer_list(actor=staff, staff_id=staff.pk)[:20]
-    return render(request, "console/workspace.html", {"customers": mine})
-
-
 @console_page(Action.ORG_VIEW)
 def org(request: HttpRequest, staff: StaffMember) -> HttpResponse:
     query = request.GET.get("q", "")[:64]

@@ -112,3 +112,13 @@ def unassigned_list(
         .select_related("customer", "staff")
         .order_by("staff__name", "-added_at", "-pk")
     )
+
+
+def customers_in_transfer(*, handover: StaffMember) -> set[int]:
+    """Customers of ``handover`` whose transfer is still under way (system use: the workspace
+    keeps a departed member's tasks about them until ``customer.transferred`` moves them)."""
+    return set(
+        TransferItem.objects.filter(job__handover=handover, status__in=IN_FLIGHT).values_list(
+            "customer_id", flat=True
+        )
+    )
