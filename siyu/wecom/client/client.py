@@ -115,9 +115,17 @@ class WeComClient:
         return str(data["access_token"]), int(data.get("expires_in", 7200))
 
     def call(
-        self, method: str, path: str, *, params: JSON | None = None, body: JSON | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: JSON | None = None,
+        body: JSON | None = None,
+        retry: bool = True,
     ) -> JSON:
-        """Call ``path`` (relative to .../cgi-bin/) and return the JSON body of a success."""
+        """Call ``path`` (relative to .../cgi-bin/) and return the JSON body of a success.
+        ``retry=False`` for calls that are not idempotent: a transient failure may have been
+        applied, so it goes back to the caller to reconcile instead of being repeated here."""
         api = path.strip("/")
         token_refreshed = False
         attempt = 0
@@ -140,7 +148,7 @@ class WeComClient:
             except RateLimited:
                 raise  # blocked for the window: the caller reschedules, we do not spin
             except TransientError as exc:
-                if attempt >= self.max_retries:
+                if not retry or attempt >= self.max_retries:
                     raise
                 attempt += 1
                 delay = self.backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)  # noqa: S311
@@ -393,3 +401,51 @@ class WeComClient:
 
     def send_app_message(self, body: JSON) -> JSON:
         return self.post("message/send", body)
+
+    # --- mass sends (企业群发) and moments -----------------------------------------------------
+
+    def add_msg_template(self, body: JSON) -> JSON:
+        """Create a mass-send task (``{msgid, fail_list}``). Not idempotent and never retried
+        here: after a transient failure the caller reconciles with ``groupmsg_list``."""
+        return self.call("POST", "externalcontact/add_msg_template", body=body, retry=False)
+
+    def groupmsg_list(
+        self, *, chat_type: str, start_time: int, end_time: int, creator: str = ""
+    ) -> Iterator[JSON]:
+        """Mass sends created in ``[start_time, end_time]`` (a month at most)."""
+        body: JSON = {
+            "chat_type": chat_type,
+            "start_time": start_time,
+            "end_time": end_time,
+            "filter_type": 2,
+            "limit": 100,
+        }
+        if creator:
+            body["creator"] = creator
+        return self._pages("externalcontact/get_groupmsg_list_v2", body, "group_msg_list")
+
+    def groupmsg_tasks(self, msgid: str) -> Iterator[JSON]:
+        """``{userid, status (0 unsent, 2 sent), send_time}`` per member of a mass send."""
+        return self._pages(
+            "externalcontact/get_groupmsg_task", {"msgid": msgid, "limit": 1000}, "task_list"
+        )
+
+    def groupmsg_send_results(self, msgid: str, userid: str) -> Iterator[JSON]:
+        """``{external_userid | chat_id, status, send_time}``: 0 unsent, 1 sent, 2 not a
+        friend, 3 over the receive quota."""
+        body = {"msgid": msgid, "userid": userid, "limit": 1000}
+        return self._pages("externalcontact/get_groupmsg_send_result", body, "send_list")
+
+    def remind_groupmsg(self, msgid: str) -> None:
+        self.post("externalcontact/remind_groupmsg_send", {"msgid": msgid})
+
+    def cancel_groupmsg(self, msgid: str) -> None:
+        self.post("externalcontact/cancel_groupmsg_send", {"msgid": msgid})
+
+    def add_moment_task(self, body: JSON) -> str:
+        """Start a moment (朋友圈) task; not idempotent, never retried here. Returns the jobid."""
+        data = self.call("POST", "externalcontact/add_moment_task", body=body, retry=False)
+        return str(data["jobid"])
+
+    def moment_task_result(self, jobid: str) -> JSON:
+        return self.get("externalcontact/get_moment_task_result", jobid=jobid)

@@ -131,20 +131,26 @@ class MassSendRule(StrEnum):
     FOUR_PER_MONTH = "four_per_month"  # the 2019–2022 rule
 
 
-def mass_send_remaining(rule: str, received: list[datetime], at: datetime) -> int:
-    """How many more company mass sends a customer may receive at ``at``, given the times of
-    the ones they already received (all timezone-aware)."""
+def mass_send_window(rule: str, at: datetime) -> tuple[datetime, int]:
+    """(start, cap) of the receive-quota period containing ``at``: a customer may receive
+    ``cap`` company mass sends from ``start`` on (set-based planners count in SQL with it)."""
     local = timezone.localtime(at)
     kind = MassSendRule(rule)
     if kind is MassSendRule.ONE_PER_DAY:
-        start, cap = local.replace(hour=0, minute=0, second=0, microsecond=0), 1
-    elif kind is MassSendRule.SEVEN_PER_WEEK:
+        return local.replace(hour=0, minute=0, second=0, microsecond=0), 1
+    if kind is MassSendRule.SEVEN_PER_WEEK:
         day = local.replace(hour=0, minute=0, second=0, microsecond=0)
-        start, cap = day - timedelta(days=day.weekday()), 7
-    else:
-        start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        days = calendar.monthrange(local.year, local.month)[1]
-        cap = days if kind is MassSendRule.DAYS_IN_MONTH else 4
+        return day - timedelta(days=day.weekday()), 7
+    start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    days = calendar.monthrange(local.year, local.month)[1]
+    return start, days if kind is MassSendRule.DAYS_IN_MONTH else 4
+
+
+def mass_send_remaining(rule: str, received: list[datetime], at: datetime) -> int:
+    """How many more company mass sends a customer may receive at ``at``, given the times of
+    the ones they already received (all timezone-aware)."""
+    start, cap = mass_send_window(rule, at)
+    local = timezone.localtime(at)
     used = sum(1 for t in received if start <= timezone.localtime(t) <= local)
     return max(cap - used, 0)
 
