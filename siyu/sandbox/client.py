@@ -99,3 +99,21 @@ class SandboxControl:
             "oauth/visitor", {"appid": appid, "unionid": unionid, "name": name}
         )
         return result
+
+    def add_pay_merchant(self, mchid: str, appid: str, api_v3_key: str) -> None:
+        self._post("pay/merchants", {"mchid": mchid, "appid": appid, "api_v3_key": api_v3_key})
+
+    def pay(self, prepay_id: str) -> dict[str, Any]:
+        """The customer confirms the payment; the merchant's notify URL hears about it."""
+        result: dict[str, Any] = self._post("pay/pay", {"prepay_id": prepay_id})
+        return result
+
+    def pay_renotify(self, out_trade_no: str, copies: int = 1) -> None:
+        self._post("pay/notify", {"out_trade_no": out_trade_no, "copies": copies})
+
+    def pay_flush(self, timeout: float = 30) -> bool:
+        return bool(self._post("pay/flush", {"timeout": timeout}, timeout=timeout + 30)["drained"])
+
+    def pay_notifications(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._get("pay/notifications")
+        return result

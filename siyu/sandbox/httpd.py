@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, urlencode, urlparse
 
 from siyu.sandbox.delivery import Dispatcher
 from siyu.sandbox.faults import Faults, Limits
+from siyu.sandbox.pay import PayEmulator, PayError
 from siyu.sandbox.simulator import SimulationError, Simulator
 from siyu.sandbox.state import CORP_SETTINGS, Corp, Department, Staff, World
 from siyu.sandbox.wecom_api import ROUTES, ApiError, Request, new_token
@@ -88,6 +89,7 @@ class Sandbox:
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
+        self.pay = PayEmulator(base_url=self.base_url, retry_delay=retry_delay)
 
     @property
     def base_url(self) -> str:
@@ -111,6 +113,7 @@ class Sandbox:
         self._server.shutdown()
         self._server.server_close()
         self.dispatcher.close()
+        self.pay.close()
         if self.state_file is not None:
             self.world.save(self.state_file)
 
@@ -525,6 +528,12 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, self.sandbox.oauth_token(query))
             elif url.path == "/sns/userinfo":
                 self._send(200, self.sandbox.oauth_userinfo(query))
+            elif url.path.startswith("/v3/"):
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                status, result = self.sandbox.pay.api(method, url.path, headers, raw)
+                self._send(status, result if status != 204 else b"")
+            elif url.path.startswith("/sandbox/pay/"):
+                self._pay_control(method, url.path, query, raw)
             elif url.path.startswith("/sandbox/qr/"):
                 self._send(200, PNG, "image/png")
             elif url.path.startswith("/sandbox/"):
@@ -541,6 +550,32 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:
             logger.exception("sandbox error on %s", self.path)
             self._send(500, {"error": "sandbox internal error"})
+
+    def _pay_control(self, method: str, path: str, query: dict[str, str], raw: bytes) -> None:
+        parts = [p for p in path.split("/") if p][2:]  # drop "sandbox/pay"
+        try:
+            if len(parts) == 2 and parts[0] == "checkout":
+                # The "WeChat cashier": a page with one button; confirming pays and goes back.
+                if method == "POST":
+                    self.sandbox.pay.pay(parts[1])
+                    back = query.get("redirect", "")
+                    if back.startswith(("http://", "https://", "/")):
+                        self._send(302, b"", "text/plain", {"Location": back})
+                        return
+                    self._send(200, "支付成功".encode(), "text/plain; charset=utf-8")
+                    return
+                page = (
+                    '<!doctype html><meta charset="utf-8"><title>微信支付（沙箱）</title>'
+                    '<form method="post"><button id="pay">确认支付</button></form>'
+                )
+                self._send(200, page.encode(), "text/html; charset=utf-8")
+                return
+            body = json.loads(raw) if raw.strip() else {}
+            if not isinstance(body, dict):
+                raise ControlError("the body must be a JSON object")
+            self._send(200, self.sandbox.pay.control(method, parts, body))
+        except PayError as exc:
+            self._send(exc.status, {"code": exc.code, "message": exc.message})
 
     def _api(self, method: str, path: str, query: dict[str, str], raw: bytes) -> None:
         body: dict[str, Any] = {}
