@@ -22,6 +22,8 @@ class TierIn(StrictIn):
     kind: Literal["coupon", "link", "staff_task"]
     payload: str = Field(min_length=1, max_length=500)
     stock: int = Field(ge=0, le=10_000_000)  # 0 is refused with a clear message by the service
+    # coupon tiers: a promotions coupon template, issued to the participant once per grant.
+    coupon_template_id: int | None = None
 
 
 class GroupIn(StrictIn):
@@ -57,6 +59,7 @@ class TierOut(Schema):
     payload: str
     stock: int
     issued: int
+    coupon_template_id: int | None
 
 
 class CampaignOut(Schema):

@@ -5,7 +5,8 @@ page becomes a ``Participant`` with a personal contact way whose state is
 ``fx:<campaign>:<participant>``; every add through it is one ``Invite`` row, counted or not and
 why. Counting is a conditional ``F()`` update next to a unique (campaign, invitee) first
 sighting, so concurrent scans neither lose nor double an increment. Rewards are
-``RewardGrant`` rows, unique per participant × tier, cut from the tier's stock atomically.
+``RewardGrant`` rows, unique per participant × tier, cut from the tier's stock atomically; a
+member's part (handing over a staff_task reward) is a workspace task, one per grant.
 """
 
 from django.db import models
@@ -63,6 +64,15 @@ class RewardTier(TenantModel):
     payload = models.CharField(_("奖励内容"), max_length=500)
     stock = models.PositiveIntegerField(_("库存"))  # what is left; never negative
     issued = models.PositiveIntegerField(_("已发放"), default=0)
+    # coupon tiers: the template the participant gets a real coupon of (promotions issues it
+    # once per grant); without one the grant's code is redeemed by hand, as before.
+    coupon_template = models.ForeignKey(
+        "promotions.CouponTemplate",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
 
     class Meta:
         ordering = ["threshold"]
@@ -160,23 +170,6 @@ class RewardGrant(TenantModel):
 
     def __str__(self) -> str:
         return self.code
-
-
-class StaffTask(TenantModel):
-    """A to-do for a member: hand over a reward, or relay progress to a participant. There is
-    no task lane yet (SOP tasks come with the operate stage); this minimal one lives here."""
-
-    staff = models.ForeignKey("accounts.StaffMember", on_delete=models.CASCADE, related_name="+")
-    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="tasks")
-    grant = models.OneToOneField(
-        RewardGrant, null=True, blank=True, on_delete=models.CASCADE, related_name="task"
-    )
-    text = models.CharField(max_length=500)
-    done_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self) -> str:
-        return self.text[:40]
 
 
 class NoticeAudience(models.TextChoices):

@@ -49,17 +49,19 @@ from siyu.fission.models import (
     RewardGrant,
     RewardKind,
     RewardTier,
-    StaffTask,
 )
 from siyu.fission.poster import LAYOUT_KEYS, poster_render
+from siyu.promotions.selectors import coupon_template_usable
 from siyu.tags.models import Tag
 from siyu.tags.services import tags_apply
 from siyu.wecom.client.client import WeComClient
 from siyu.wecom.client.errors import TransientError, WeComError
+from siyu.workspace.services import app_text_send, task_create
 
 logger = logging.getLogger(__name__)
 
 STATE_KIND = "fx"
+TASK_KIND = "fission"
 MAX_TIERS = 5
 MAX_THRESHOLD = 10_000
 MAX_STAFF = 100  # WeCom's limit on the members of one contact way
@@ -68,6 +70,11 @@ GROUP_CAPACITY = 500  # WeCom's cap on a customer group's members
 MAX_WINDOW_HOURS = 30 * 24
 MAX_ARTWORK_BYTES = 5 * 1024 * 1024
 MAX_ARTWORK_SIDE = 4000
+
+
+def grant_task_key(grant_id: int) -> str:
+    """The workspace task handing over a staff_task reward: one per grant."""
+    return f"fission:grant:{grant_id}"
 
 
 # --- campaigns -----------------------------------------------------------------------------
@@ -124,10 +131,28 @@ def _tiers(tiers: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 _("第 %(n)s 人档的奖励没有库存：请填写至少 1 份") % {"n": threshold},
                 code="no_stock",
             )
-        clean.append({"threshold": threshold, "kind": kind, "payload": payload, "stock": stock})
+        coupon_template_id = tier.get("coupon_template_id")
+        if coupon_template_id is not None:
+            _check_coupon_template(kind, coupon_template_id)
+        clean.append(
+            {
+                "threshold": threshold,
+                "kind": kind,
+                "payload": payload,
+                "stock": stock,
+                "coupon_template_id": coupon_template_id,
+            }
+        )
     if len({t["threshold"] for t in clean}) != len(clean):
         raise InvalidInput(_("奖励门槛不能重复"))
     return sorted(clean, key=lambda t: t["threshold"])
+
+
+def _check_coupon_template(kind: str, template_id: object) -> None:
+    if kind != RewardKind.COUPON:
+        raise InvalidInput(_("只有优惠券奖励可以关联优惠券模板"))
+    if not isinstance(template_id, int) or not coupon_template_usable(template_id=template_id):
+        raise InvalidInput(_("优惠券模板不存在或已停用"), code="unknown_coupon_template")
 
 
 def _groups(kind: str, groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -553,15 +578,18 @@ def _grant_reached(participant: Participant, counted: int) -> list[RewardGrant]:
                 "code": grant.code,
             }
             if tier.kind == RewardKind.STAFF_TASK and staff is not None:
-                StaffTask.objects.create(
+                task_create(
                     staff=staff,
-                    participant=participant,
-                    grant=grant,
-                    text=_("请为 %(who)s 发放奖励：%(reward)s")
+                    kind=TASK_KIND,
+                    customer=participant.customer,
+                    title=_("请为 %(who)s 发放奖励：%(reward)s")
                     % {
                         "who": participant.customer,
                         "reward": tier.payload,
                     },
+                    body=tier.payload,
+                    source=f"fission:{participant.campaign_id}",
+                    dedupe_key=grant_task_key(grant.pk),
                 )
         event_record(
             type=events.FISSION_REWARDED,
@@ -673,7 +701,6 @@ def notice_send(*, notice_id: int) -> str:
     )
     if not claimed:
         return "skipped"
-    tenant = get_current_tenant()
     text = notice.text
     if notice.audience == NoticeAudience.PARTICIPANT:
         # WeCom lets no server message a customer: the member relays it.
@@ -682,15 +709,7 @@ def notice_send(*, notice_id: int) -> str:
             "text": text,
         }
     try:
-        with WeComClient.for_tenant(tenant, app="agent") as wecom:
-            wecom.send_app_message(
-                {
-                    "touser": notice.staff.userid,
-                    "msgtype": "text",
-                    "agentid": tenant.agent_id,
-                    "text": {"content": text},
-                }
-            )
+        app_text_send(staff=notice.staff, text=text)
     except WeComError as exc:
         Notice.objects.filter(pk=notice_id).update(
             status=NoticeStatus.FAILED, error=f"{exc.errcode} {exc}"[:300]

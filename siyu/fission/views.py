@@ -18,6 +18,7 @@ from siyu.core.errors import InvalidInput, SiyuError
 from siyu.fission import selectors, services
 from siyu.fission.models import CampaignKind, RewardKind
 from siyu.fission.poster import LAYOUT_KEYS
+from siyu.promotions.selectors import coupon_template_choices
 from siyu.tags.selectors import tag_choices
 
 PAGE_SIZE = 100
@@ -45,12 +46,15 @@ def _form_tiers(post: Any) -> list[dict[str, Any]]:
         if not post.get(f"tier{row}_threshold", "").strip():
             continue
         stock_raw = post.get(f"tier{row}_stock", "").strip()
+        template_raw = post.get(f"tier{row}_coupon_template", "").strip()
         tiers.append(
             {
                 "threshold": _int(post.get(f"tier{row}_threshold"), _("邀请人数")),
                 "kind": post.get(f"tier{row}_kind", ""),
                 "payload": post.get(f"tier{row}_payload", ""),
                 "stock": _int(stock_raw, _("库存")) if stock_raw else None,
+                # promotions: a coupon tier may hand out a real coupon of this template.
+                "coupon_template_id": _int(template_raw, _("优惠券模板")) if template_raw else None,
             }
         )
     return tiers
@@ -128,6 +132,7 @@ def campaign_new(request: HttpRequest, staff: StaffMember) -> HttpResponse:
         "tags": tag_choices(actor=staff),
         "kinds": CampaignKind.choices,
         "reward_kinds": RewardKind.choices,
+        "coupon_templates": coupon_template_choices(),
         "tier_rows": range(TIER_ROWS),
         "layout_keys": LAYOUT_KEYS,
         "form": request.POST,

@@ -30,7 +30,6 @@ from siyu.fission.models import (
     Participant,
     RewardGrant,
     RewardTier,
-    StaffTask,
 )
 from siyu.fission.services import notice_send
 from siyu.sandbox.client import SandboxControl
@@ -40,6 +39,7 @@ from siyu.testing.stories import Company
 from siyu.wecom.callback.inbox import inbox_process
 from siyu.wecom.models import CallbackInbox, InboxStatus
 from siyu.wecom.tasks import enrich_customer
+from siyu.workspace.models import StaffTask
 
 APPID = "wx_acme_mp"
 SECRET = "acme-mp-secret"  # noqa: S105
@@ -392,8 +392,9 @@ def test_concurrent_adds_are_counted_exactly(fx: Company, sandbox: Sandbox, logi
         tiers = {t.threshold: (t.stock, t.issued) for t in RewardTier.objects.all()}
         assert tiers == {3: (4, 1), 5: (0, 1)}
         # The staff_task tier became a task for a member of the pool.
-        task = StaffTask.objects.get(participant=anna)
-        assert task.staff.userid in {"alice", "bob"} and "定制礼盒" in task.text
+        task = StaffTask.objects.get(kind="fission", customer_id=anna.customer_id)
+        assert task.staff.userid in {"alice", "bob"} and "定制礼盒" in task.title
+        assert task.body == "定制礼盒" and task.status == "open"
 
     # Bea reaches the gift tier after its stock ran out: recorded, told, never below zero.
     _client, bea = _join(fx, sandbox, campaign["id"], "u-bea", "Bea")
@@ -404,7 +405,7 @@ def test_concurrent_adds_are_counted_exactly(fx: Company, sandbox: Sandbox, logi
         grants = RewardGrant.objects.filter(participant=bea).order_by("tier__threshold")
         assert [(g.tier.threshold, g.in_stock) for g in grants] == [(3, True), (5, False)]
         assert RewardTier.objects.get(threshold=5).stock == 0
-        assert not StaffTask.objects.filter(participant=bea).exists()
+        assert not StaffTask.objects.filter(customer_id=bea.customer_id).exists()
         told = Notice.objects.filter(participant=bea, audience=NoticeAudience.PARTICIPANT)
         assert any("奖励已发完" in n.text for n in told)
 

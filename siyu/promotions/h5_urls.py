@@ -1,0 +1,9 @@
+from django.urls import path
+
+from siyu.promotions import h5_views
+
+app_name = "promotions_h5"
+
+urlpatterns = [
+    path("<slug:slug>/coupons/<int:template_id>/", h5_views.coupon_claim_page, name="claim"),
+]
