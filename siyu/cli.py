@@ -5,7 +5,7 @@ import sys
 
 # Local tools that neither serve nor store production data: they run without production
 # secrets, so a newcomer (or someone debugging a callback on a laptop) needs no setup.
-LOCAL_TOOLS = {("sandbox",), ("wecom", "decrypt"), ("wecom", "encrypt")}
+LOCAL_TOOLS = {("sandbox",), ("wecom", "decrypt"), ("wecom", "encrypt"), ("clv", "fit")}
 
 
 def main() -> None:
