@@ -9,7 +9,9 @@ through a source on a day:
   the customer stayed with the company);
 - conversion: the share of the cohort who reached 付费 or a later stage (a
   ``customer.stage_changed`` event, or their current stage);
-- GMV: the sum of their ``order.paid`` amounts, once that event type exists.
+- GMV: the sum of their ``order.paid`` amounts less their ``order.refunded`` amounts (payload
+  ``amount_fen``), once the shop's event types exist; a customer who paid counts as converted
+  even if no stage rule moved them.
 
 A customer added through two sources counts in both cohorts. Spend (company-wide figures)
 and with it cost per customer and ROI are shown only to members who see the whole company.
@@ -47,8 +49,9 @@ from siyu.customers.models import Customer, StaffRelation
 
 RETENTION_DAYS = (1, 7, 30)
 MAX_RANGE_DAYS = 366
-# Declared by the orders app once it exists; its payload's "amount" is in fen.
+# Declared by the shop app (contract: payload "amount_fen").
 ORDER_PAID = "order.paid"
+ORDER_REFUNDED = "order.refunded"
 PAID_STAGE = "paid"
 _CHUNK = 2000
 
@@ -294,9 +297,9 @@ def _add_cohorts(
             if deleted_at is None or deleted_at > mark or delete_source == DELETE_BY_TRANSFER:
                 counts.kept[n] += 1
     everyone = set().union(*members.values()) if members else set()
-    converted = _converted(everyone)
     gmv_available = any(t.name == ORDER_PAID for t in event_types())
     gmv = _gmv(everyone) if gmv_available else {}
+    converted = _converted(everyone) | set(gmv)
     for (source, day), ids in members.items():
         counts = cells[source][day]
         counts.converted += len(ids & converted)
@@ -328,14 +331,19 @@ def _converted(customer_ids: set[int]) -> set[int]:
 
 
 def _gmv(customer_ids: set[int]) -> dict[int, int]:
+    """Paid less refunded, per customer who paid at all."""
     totals: dict[int, int] = defaultdict(int)
     for chunk in _chunks(customer_ids):
-        for customer_id, payload in Event.objects.filter(
-            type=ORDER_PAID, customer_id__in=chunk
-        ).values_list("customer_id", "payload"):
-            amount = payload.get("amount") if isinstance(payload, dict) else None
-            if customer_id is not None and isinstance(amount, int) and amount > 0:
+        for customer_id, kind, payload in Event.objects.filter(
+            type__in=(ORDER_PAID, ORDER_REFUNDED), customer_id__in=chunk
+        ).values_list("customer_id", "type", "payload"):
+            amount = payload.get("amount_fen") if isinstance(payload, dict) else None
+            if customer_id is None or type(amount) is not int or amount <= 0:
+                continue
+            if kind == ORDER_PAID:
                 totals[customer_id] += amount
+            elif customer_id in totals:
+                totals[customer_id] -= amount
     return totals
 
 

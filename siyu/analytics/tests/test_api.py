@@ -12,6 +12,7 @@ from django.urls import reverse
 from siyu.analytics import sources
 from siyu.analytics.models import Spend
 from siyu.audit.models import AuditEntry
+from siyu.core.events import event_types
 from siyu.core.tenancy import tenant_context
 from siyu.testing.stories import Company
 
@@ -38,7 +39,7 @@ def test_the_report_endpoint(october: Company, login) -> None:
         ("fx:3", 1, None, None),
     ]
     assert [day["adds"] for day in body["series"][0]["days"]] == [2, 0, 0]
-    assert body["total"]["adds"] == 3 and body["gmv_available"] is False
+    assert body["total"]["adds"] == 3 and body["total"]["gmv_fen"] == 0
     assert body["cost_visible"] is True and body["rows"][0]["spend_fen"] == 0
     only_fx = client.get("/api/v1/analytics/channels?start=2026-10-01&end=2026-10-03&kind=fx")
     assert [row["source"] for row in only_fx.json()["rows"]] == ["fx:3"]
@@ -141,7 +142,10 @@ def test_the_console_page_shows_the_table_chart_and_honest_gaps(october: Company
     assert page.status_code == 200
     assert "echarts-5.6.0.min.js" in html and 'id="channel-chart-data"' in html
     assert "渠道码 #5" in html and "裂变活动 #3" in html
-    assert "企业微信不提供扫码回调" in html and "订单功能上线前 GMV 记为 0" in html
+    assert "企业微信不提供扫码回调" in html
+    # The GMV gap is stated only while no shop declares order.paid.
+    shop_installed = any(t.name == "order.paid" for t in event_types())
+    assert ("订单功能上线前 GMV 记为 0" in html) is not shop_installed
     assert "—" in html  # ROI without spend
     assert "记录花费" in html  # operations enter spend
     manager = login.session(october["manager"]).get(reverse("console:analytics_channels"))

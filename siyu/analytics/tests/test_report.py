@@ -78,25 +78,22 @@ def test_conversion_counts_customers_who_reached_paid_and_gmv_waits_for_orders(
     assert (row.counts.converted, row.counts.cohort) == (2, 3)
     assert row.conversion_rate == pytest.approx(2 / 3)
     assert row_of(report, "fx:3").counts.converted == 1
-    assert report.gmv_available is False
     assert row.counts.gmv_fen == 0
 
 
-def test_gmv_sums_order_paid_amounts_once_that_event_exists(
+def test_gmv_is_paid_less_refunded_and_buyers_count_as_converted(
     in_acme: Company, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The orders app will declare ``order.paid``; declared here for the test only."""
-    monkeypatch.setitem(
-        event_registry._event_types,
-        "order.paid",
-        event_registry.EventType("order.paid", "订单已支付", webhook=False),
-    )
+    """The shop declares ``order.paid`` / ``order.refunded`` (payload ``amount_fen``); declared
+    here too so the test does not depend on the shop being installed."""
+    for name in ("order.paid", "order.refunded"):
+        monkeypatch.setitem(
+            event_registry._event_types, name, event_registry.EventType(name, name, webhook=False)
+        )
     buyer = add(in_acme, "alice", "wm-1", "ch:5", at(1)).customer
     add(in_acme, "alice", "wm-2", "ch:5", at(1))
-    for amount in (1000, 2500):
-        event_record(
-            type="order.paid", source="h5", customer_id=buyer.pk, payload={"amount": amount}
-        )
+    for kind, amount in (("order.paid", 1000), ("order.paid", 3000), ("order.refunded", 500)):
+        event_record(type=kind, source="h5", customer_id=buyer.pk, payload={"amount_fen": amount})
     spend_create(
         actor=in_acme["ops"],
         source_kind="ch",
@@ -110,6 +107,7 @@ def test_gmv_sums_order_paid_amounts_once_that_event_exists(
     row = row_of(report, "ch:5")
     assert report.gmv_available is True
     assert row.counts.gmv_fen == 3500
+    assert (row.counts.converted, row.counts.cohort) == (1, 2)  # no stage rule moved the buyer
     assert row.roi == pytest.approx((3500 - 1400) / 1400)
     assert row.cost_per_customer_fen == 700
 
