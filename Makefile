@@ -3,7 +3,7 @@ PYTHON_BIN := $(shell scripts/find-python)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: start test lint typecheck pytest pytest-postgres messages openapi bench bench-callbacks bench-segments clean
+.PHONY: start test lint typecheck pytest pytest-postgres messages openapi bench bench-callbacks bench-segments bench-sop bench-clv bench-dashboards clean bench-masssend
 
 $(BIN)/python:
 	$(PYTHON_BIN) -m venv $(VENV)
@@ -47,7 +47,7 @@ openapi: $(VENV)/.installed
 	DJANGO_SETTINGS_MODULE=siyu.config.test_settings $(BIN)/python -m siyu.api.snapshot > docs/openapi.json
 
 ## Benchmarks (slow; not part of `make test`). Results go in bench/README.md.
-bench: bench-callbacks bench-segments
+bench: bench-callbacks bench-segments bench-sop bench-clv bench-dashboards bench-masssend
 
 bench-callbacks: $(VENV)/.installed
 	$(BIN)/python bench/callback_ingest.py
@@ -55,6 +55,22 @@ bench-callbacks: $(VENV)/.installed
 ## 10M customers, ~34M tag assignments in PostgreSQL (siyu_bench_segments): bitmap vs SQL counts.
 bench-segments: $(VENV)/.installed
 	$(BIN)/python bench/segment_count.py
+
+## 10M customers' rollups, a day of 183k new events (siyu_bench_dashboards): page data vs raw.
+bench-dashboards: $(VENV)/.installed
+	$(BIN)/python bench/dashboards.py
+
+## 1M customers (siyu_bench_masssend): mass-send planning, set-based vs per-customer.
+bench-masssend: $(VENV)/.installed
+	$(BIN)/python bench/masssend_plan.py
+
+## 1M enrolled customers in a 5-step SOP (siyu_bench_sop): batched claim vs per-row dispatch.
+bench-sop: $(VENV)/.installed
+	$(BIN)/python bench/sop_engine.py
+
+## BG/NBD + Gamma-Gamma fit on 1M simulated customers: siyu vs lifetimes (if installed).
+bench-clv: $(VENV)/.installed
+	$(BIN)/python bench/clv_fit.py
 
 clean:
 	rm -rf $(VENV) var

@@ -48,6 +48,25 @@ class Action(StrEnum):
     CHANNELS_MANAGE = "channels.manage"  # channel codes (渠道活码) and welcome messages
     ANALYTICS_VIEW = "analytics.view"  # channel analytics within the data scope; export audited
     ANALYTICS_SPEND = "analytics.spend"  # enter channel spend (feeds cost per customer and ROI)
+    DASHBOARD_VIEW = "dashboard.view"  # role dashboards within the data scope; exports audited
+    GOALS_MANAGE = "goals.manage"  # set goals on dashboard metrics (progress is DASHBOARD_VIEW)
+    CONTENT_MANAGE = "content.manage"  # the content library: items, folders, link checks
+    CONTENT_SHARE = "content.share"  # take tracked links from the library (own briefcase)
+    SCRIPTS_MANAGE = "scripts.manage"  # the team's reply scripts library (话术库)
+    TASKS_OVERVIEW = "tasks.overview"  # staff tasks of the members in scope (done on time)
+    SHOP_MANAGE = "shop.manage"  # catalog, SKUs and stock, payment settings, external shops
+    ORDERS_VIEW = "orders.view"  # orders of the customers in scope (and their own shop link)
+    ORDERS_REFUND = "orders.refund"  # cancel and refund orders in scope
+    ORDERS_IMPORT = "orders.import"  # external orders from CSV / xlsx
+    SOP_MANAGE = "sop.manage"  # customer and group SOPs (journeys), their funnels
+    MASS_SEND_MANAGE = "masssend.manage"  # mass sends (群发) to customers, chats, moments
+    PROMOTIONS_MANAGE = "promotions.manage"  # coupons, group-buys, commission rules and ledger
+    COMMISSIONS_VIEW = "commissions.view"  # commission ledger: their own (and their scope's)
+    INSIGHTS_VIEW = "insights.view"  # churn, at-risk list, RFM/CLV of customers in scope
+    ASSETS_VIEW = "assets.view"  # WeCom accounts as assets, inventories (in scope)
+    ASSETS_MANAGE = "assets.manage"  # account lifecycle, 盘号 checks, 还号 (hand-back)
+    PERFORMANCE_VIEW = "performance.view"  # GMV, commission, 2-7-1, quality checks in scope
+    PERFORMANCE_MANAGE = "performance.manage"  # commission schemes and quality targets
 
 
 _EVERYONE = {
@@ -56,6 +75,12 @@ _EVERYONE = {
     Action.CUSTOMERS_VIEW,
     Action.CUSTOMERS_EDIT,
     Action.CUSTOMERS_EXPORT,
+    Action.DASHBOARD_VIEW,
+    Action.CONTENT_SHARE,
+    Action.ORDERS_VIEW,
+    Action.COMMISSIONS_VIEW,
+    Action.INSIGHTS_VIEW,
+    Action.PERFORMANCE_VIEW,
 }
 ROLE_ACTIONS: dict[str, frozenset[Action]] = {
     Role.BOSS: frozenset(set(Action)),
@@ -68,12 +93,22 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
         | {Action.CUSTOMERS_IMPORT}
         | {Action.FISSION_MANAGE}
         | {Action.CHANNELS_MANAGE}
+        | {Action.CONTENT_MANAGE}
         | {Action.ANALYTICS_VIEW, Action.ANALYTICS_SPEND}
+        | {Action.GOALS_MANAGE}
+        | {Action.SCRIPTS_MANAGE, Action.TASKS_OVERVIEW}
+        | {Action.SHOP_MANAGE, Action.ORDERS_REFUND, Action.ORDERS_IMPORT}
+        | {Action.SOP_MANAGE}
+        | {Action.MASS_SEND_MANAGE}
+        | {Action.PROMOTIONS_MANAGE}
     ),
     Role.MANAGER: frozenset(
         _EVERYONE
         | {Action.CUSTOMERS_MERGE, Action.TRANSFER_CUSTOMERS, Action.TAGS_QUALITY}
         | {Action.ANALYTICS_VIEW}
+        | {Action.SCRIPTS_MANAGE, Action.TASKS_OVERVIEW}
+        | {Action.ORDERS_REFUND}
+        | {Action.ASSETS_VIEW}
     ),
     Role.STAFF: frozenset(_EVERYONE),
 }

@@ -90,17 +90,26 @@ def _register_routers() -> None:
     from siyu.analytics.api import router as analytics_router
     from siyu.audit.api import router as audit_router
     from siyu.channels.api import router as channels_router
+    from siyu.content.api import router as content_router
     from siyu.customers.api import lifecycle_router
     from siyu.customers.api import router as customers_router
+    from siyu.dashboards.api import router as dashboards_router
     from siyu.fission.api import router as fission_router
     from siyu.imports.api import export_router
     from siyu.imports.api import router as imports_router
+    from siyu.insights.api import router as insights_router
+    from siyu.masssend.api import router as masssend_router
+    from siyu.promotions.api import router as promotions_router
     from siyu.segments.api import router as segments_router
+    from siyu.shop.api import router as shop_router
+    from siyu.sop.api import router as sop_router
     from siyu.system.api import router as events_router
     from siyu.tags.api import router as tags_router
+    from siyu.team.api import router as team_router
     from siyu.transfers.api import router as transfers_router
     from siyu.webhooks.api import router as webhooks_router
     from siyu.wecom.api import router as wecom_router
+    from siyu.workspace.api import router as workspace_router
 
     api.add_router("/org", accounts_router)
     api.add_router("/audit", audit_router)
@@ -111,12 +120,21 @@ def _register_routers() -> None:
     api.add_router("/webhooks", webhooks_router)
     api.add_router("/wecom", wecom_router)
     api.add_router("/transfers", transfers_router)
+    api.add_router("/team", team_router)
     api.add_router("/tags", tags_router)
     api.add_router("/imports", imports_router)
     api.add_router("/exports", export_router)
     api.add_router("/fission", fission_router)
     api.add_router("/channels", channels_router)
+    api.add_router("/content", content_router)
     api.add_router("/analytics", analytics_router)
+    api.add_router("/shop", shop_router)
+    api.add_router("/insights", insights_router)
+    api.add_router("/dashboards", dashboards_router)
+    api.add_router("/workspace", workspace_router)
+    api.add_router("/sops", sop_router)
+    api.add_router("/promotions", promotions_router)
+    api.add_router("/masssends", masssend_router)
 
 
 _register_routers()

@@ -60,7 +60,16 @@ INSTALLED_APPS = [
     "siyu.imports",
     "siyu.channels",
     "siyu.fission",
+    "siyu.workspace",
+    "siyu.shop",
+    "siyu.promotions",
     "siyu.analytics",
+    "siyu.dashboards",
+    "siyu.insights",
+    "siyu.content",
+    "siyu.masssend",
+    "siyu.sop",
+    "siyu.team",
     "siyu.h5",
     "siyu.system",
     "siyu.console",
@@ -106,6 +115,9 @@ if not DATABASE_URL:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASE_URL = f"sqlite:///{VAR_DIR / 'siyu.sqlite3'}"
 DATABASES = {"default": database_from_url(DATABASE_URL, base_dir=BASE_DIR)}
+if str(DATABASES["default"]["ENGINE"]).endswith("sqlite3"):
+    # Covering indexes (INCLUDE) are PostgreSQL's; SQLite simply builds the plain index.
+    SILENCED_SYSTEM_CHECKS = ["models.W040"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -186,6 +198,8 @@ SIYU_EVENT_MAX_ATTEMPTS = env_int("SIYU_EVENT_MAX_ATTEMPTS", 8, minimum=1)
 SIYU_WEBHOOK_MAX_ATTEMPTS = env_int("SIYU_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
 SIYU_WEBHOOK_TIMEOUT_SECONDS = env_int("SIYU_WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1)
 SIYU_WEBHOOK_ALLOW_PRIVATE = env_bool("SIYU_WEBHOOK_ALLOW_PRIVATE", DEV_LIKE)
+# Tracked content links (互动雷达) stop opening after this many days.
+SIYU_CONTENT_LINK_DAYS = env_int("SIYU_CONTENT_LINK_DAYS", 180, minimum=1)
 SIYU_API_PAGE_MAX = 200
 # Demo mode lists the demo logins on the sign-in page; never on in production.
 SIYU_DEMO = env_bool("SIYU_DEMO", False) and DEV_LIKE
@@ -197,8 +211,25 @@ SIYU_WECOM_MAX_RETRIES = env_int("SIYU_WECOM_MAX_RETRIES", 3, minimum=0)
 # Callbacks older than this are refused as replays (WeCom retries within seconds).
 SIYU_CALLBACK_MAX_AGE_SECONDS = env_int("SIYU_CALLBACK_MAX_AGE_SECONDS", 600, minimum=30)
 SIYU_MASS_SEND_RULE = env_str("SIYU_MASS_SEND_RULE", "days_in_month") or "days_in_month"
+# A mass-send call without a recorded answer is reconciled with WeCom's list after this long
+# (well above the client timeout, so the call has certainly ended).
+SIYU_MASS_SEND_RECONCILE_SECONDS = env_int("SIYU_MASS_SEND_RECONCILE_SECONDS", 120, minimum=1)
 # WeCom's 500 000 contact ways per corp; may only be tightened (a share for other tools).
 SIYU_CONTACT_WAY_QUOTA = env_int("SIYU_CONTACT_WAY_QUOTA", 500_000, minimum=1)
+# Staff alerts (app messages): at most one per customer per interval, a cap per member and hour;
+# a customer silent this many days who interacts again is a "came back" alert.
+SIYU_ALERT_CUSTOMER_INTERVAL_SECONDS = env_int(
+    "SIYU_ALERT_CUSTOMER_INTERVAL_SECONDS", 600, minimum=0
+)
+SIYU_ALERT_STAFF_PER_HOUR = env_int("SIYU_ALERT_STAFF_PER_HOUR", 30, minimum=1)
+SIYU_ALERT_SILENCE_DAYS = env_int("SIYU_ALERT_SILENCE_DAYS", 14, minimum=1)
+# Shop: unpaid orders are cancelled (stock released) after this long; a cart untouched this long
+# is abandoned; payment and order webhooks older than the window are refused as replays.
+SIYU_SHOP_ORDER_TTL_MINUTES = env_int("SIYU_SHOP_ORDER_TTL_MINUTES", 30, minimum=1)
+SIYU_SHOP_CART_ABANDON_MINUTES = env_int("SIYU_SHOP_CART_ABANDON_MINUTES", 60, minimum=1)
+SIYU_SHOP_SIGNATURE_MAX_AGE_SECONDS = env_int(
+    "SIYU_SHOP_SIGNATURE_MAX_AGE_SECONDS", 300, minimum=30
+)
 
 CELERY_BEAT_SCHEDULE = {
     "sweep-event-deliveries": {"task": "siyu.core.sweep_event_deliveries", "schedule": 30.0},
@@ -206,12 +237,28 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-wecom-inbox": {"task": "siyu.wecom.sweep_inbox", "schedule": 30.0},
     "sweep-tag-pushes": {"task": "siyu.tags.sweep_pushes", "schedule": 60.0},
     "poll-transfers": {"task": "siyu.transfers.poll_open", "schedule": 600.0},
+    "sweep-mass-sends": {"task": "siyu.masssend.sweep", "schedule": 30.0},
     "sweep-imports": {"task": "siyu.imports.sweep", "schedule": 300.0},
     "refresh-channel-pools": {"task": "siyu.channels.refresh_pools", "schedule": 60.0},
     "sweep-fission-notices": {"task": "siyu.fission.sweep_notices", "schedule": 60.0},
+    "sweep-content": {"task": "siyu.content.sweep", "schedule": 60.0},
+    "expire-shop-orders": {"task": "siyu.shop.expire_orders", "schedule": 60.0},
+    "expire-groupbuy-teams": {"task": "siyu.promotions.expire_teams", "schedule": 60.0},
+    "sweep-workspace-alerts": {"task": "siyu.workspace.sweep_alerts", "schedule": 60.0},
+    "settle-departed-tasks": {"task": "siyu.workspace.settle_departed", "schedule": 600.0},
+    "dispatch-sop-steps": {"task": "siyu.sop.dispatch", "schedule": 15.0},
+    "schedule-sop-triggers": {"task": "siyu.sop.schedule", "schedule": 60.0},
     "reconcile-wecom-nightly": {
         "task": "siyu.wecom.reconcile_all",
         "schedule": crontab(hour=3, minute=17),
+    },
+    "team-friend-days": {
+        "task": "siyu.team.record_friend_days",
+        "schedule": crontab(hour=0, minute=23),
+    },
+    "insights-refresh-scores": {
+        "task": "siyu.insights.refresh_scores",
+        "schedule": crontab(hour=4, minute=7),
     },
 }
 

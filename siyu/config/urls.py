@@ -15,6 +15,10 @@ urlpatterns = [
     path("wecom/callback/<slug:slug>/", callback, name="wecom-callback"),
     path("h5/", include("siyu.h5.urls")),
     path("h5/", include("siyu.fission.h5_urls")),
+    path("h5/", include("siyu.shop.h5_urls")),
+    path("h5/", include("siyu.promotions.h5_urls")),
+    path("shop/hooks/", include("siyu.shop.urls")),
+    path("h5/", include("siyu.content.h5_urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("siyu.console.urls")),
 ]

@@ -18,7 +18,9 @@ from siyu.core.tenancy import get_current_tenant, tenant_context
 
 logger = logging.getLogger(__name__)
 
-EVENT_SOURCES = frozenset({"console", "api", "wecom", "h5", "system", "import", "sandbox"})
+EVENT_SOURCES = frozenset(
+    {"console", "api", "wecom", "h5", "system", "import", "sandbox", "webhook", "schedule"}
+)
 
 
 def event_record(
