@@ -166,27 +166,35 @@ def fission_truth(seconds: list[list[tuple[str, dict[str, Any]]]], channel: str)
     return truth
 
 
-def drive(
-    sandbox_base: str, seconds: list[list[tuple[str, dict[str, Any]]]]
-) -> tuple[float, float]:
-    """Scan per the plan, one batch per second; returns (first scan, last scan) wall times."""
+Scans = list[list[tuple[str, dict[str, Any]]]]
+
+
+def drive(sandbox_base: str, seconds: Scans) -> tuple[float, float, Scans]:
+    """Scan per the plan, one batch per second; returns (first scan, last scan) wall times and
+    the scans WeCom took. A repeat invitee whose scan lands on a member they already have is
+    refused by WeCom (no add, no callback), so it leaves the ground truth."""
     from siyu.sandbox.client import SandboxControl
 
     control = SandboxControl(sandbox_base)
     first = time.time()
     sent = 0
+    accepted: Scans = []
     for second, batch in enumerate(seconds):
         tick = first + second
+        taken: list[tuple[str, dict[str, Any]]] = []
         for start in range(0, len(batch), 500):
-            results = control.batch(CORP, batch[start : start + 500])
-            failed = [r for r in results if not r["ok"]]
-            if failed:
-                raise SystemExit(f"sandbox refused scans: {failed[:2]}")
-        sent += len(batch)
+            chunk = batch[start : start + 500]
+            for scan, result in zip(chunk, control.batch(CORP, chunk), strict=True):
+                if result["ok"]:
+                    taken.append(scan)
+                elif "already a customer" not in str(result.get("error")):
+                    raise SystemExit(f"sandbox refused a scan: {result}")
+        accepted.append(taken)
+        sent += len(taken)
         if second % 5 == 0:
-            progress(f"second {second}: {len(batch)} adds (sent {sent})")
+            progress(f"second {second}: {len(taken)} adds (sent {sent})")
         time.sleep(max(0.0, tick + 1 - time.time()))
-    return first, time.time()
+    return first, time.time(), accepted
 
 
 def measure(
@@ -337,12 +345,13 @@ def main() -> None:
         time.sleep(3)  # the workers connect to the broker
         plan = ramp(args.adds, args.start_rate, args.peak)
         seconds = scans_for(plan, config_id, participants, args.fission_share, args.seed)
-        truth = fission_truth(seconds, config_id)
-        channel_adds = sum(1 for b in seconds for _, scan in b if scan["config_id"] == config_id)
         progress(f"ramp: {plan[:8]}… over {len(plan)} s")
-        first, last = drive(sandbox_url, seconds)
-        progress(f"all {args.adds} scans in {last - first:.0f} s; draining")
-        result = measure(args.adds, channel_adds, truth, first, args.settle)
+        first, last, accepted = drive(sandbox_url, seconds)
+        truth = fission_truth(accepted, config_id)
+        adds = sum(len(batch) for batch in accepted)
+        channel_adds = sum(1 for b in accepted for _, scan in b if scan["config_id"] == config_id)
+        progress(f"{adds} adds in {last - first:.0f} s; draining")
+        result = measure(adds, channel_adds, truth, first, args.settle)
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
