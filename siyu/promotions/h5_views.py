@@ -1,18 +1,30 @@
-"""The coupon claim page (领券页), opened by customers in WeChat: identify, show, claim."""
+"""Customer pages opened in WeChat: the coupon claim page (领券页) and group-buys (拼团):
+identify the visitor, show, act; paying goes through the shop's cashier."""
 
 from urllib.parse import urlencode
 
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from siyu.core.errors import SiyuError
 from siyu.core.models import Tenant
 from siyu.core.tenancy import tenant_context
+from siyu.customers.models import Customer
 from siyu.h5.services import h5_visitor
 from siyu.promotions import services
-from siyu.promotions.models import Coupon, CouponTemplate
+from siyu.promotions.models import (
+    Coupon,
+    CouponTemplate,
+    GroupBuyCampaign,
+    GroupBuyTeam,
+    MemberStatus,
+    TeamStatus,
+)
+from siyu.shop.h5_views import order_pay_response
 
 
 def _tenant(slug: str) -> Tenant:
@@ -22,14 +34,26 @@ def _tenant(slug: str) -> Tenant:
     return tenant
 
 
+def _visitor(request: HttpRequest, slug: str) -> tuple[Tenant, Customer | None]:
+    tenant = _tenant(slug)
+    return tenant, h5_visitor(request, tenant)
+
+
+def _sign_in(request: HttpRequest, slug: str) -> HttpResponse:
+    start = reverse("h5:oauth_start", args=[slug])
+    return HttpResponseRedirect(f"{start}?{urlencode({'next': request.path})}")
+
+
+def _problem(request: HttpRequest, message: str, status: int) -> HttpResponse:
+    return render(request, "h5/problem.html", {"message": message}, status=status)
+
+
 @require_http_methods(["GET", "POST"])
 def coupon_claim_page(request: HttpRequest, slug: str, template_id: int) -> HttpResponse:
     """GET shows the coupon and the visitor's copies; POST claims one (limits apply)."""
-    tenant = _tenant(slug)
-    customer = h5_visitor(request, tenant)
+    tenant, customer = _visitor(request, slug)
     if customer is None:
-        start = reverse("h5:oauth_start", args=[slug])
-        return HttpResponseRedirect(f"{start}?{urlencode({'next': request.path})}")
+        return _sign_in(request, slug)
     with tenant_context(tenant):
         template = CouponTemplate.objects.filter(pk=template_id, claimable=True).first()
         if template is None:
@@ -46,3 +70,62 @@ def coupon_claim_page(request: HttpRequest, slug: str, template_id: int) -> Http
         mine = Coupon.objects.filter(template=template, customer=customer).order_by("-pk")
         context = {"template": template, "coupons": mine, "error": error}
         return render(request, "promotions/h5_claim.html", context, status=status)
+
+
+def _team_context(team: GroupBuyTeam, customer: Customer) -> dict[str, object]:
+    members = team.members.filter(status__in=[MemberStatus.PENDING, MemberStatus.PAID])
+    mine = members.filter(customer=customer).select_related("order").first()
+    open_seat = (
+        team.status == TeamStatus.FORMING
+        and team.expires_at > timezone.now()
+        and team.seats_taken < team.size
+    )
+    return {"team": team, "members": members, "mine": mine, "can_join": open_seat and not mine}
+
+
+@require_http_methods(["GET", "POST"])
+def groupbuy_page(request: HttpRequest, slug: str, campaign_id: int) -> HttpResponse:
+    """GET: the group-buy, its forming teams (seats and time left); POST: open a team as its
+    leader and pay for the seat."""
+    tenant, customer = _visitor(request, slug)
+    if customer is None:
+        return _sign_in(request, slug)
+    with tenant_context(tenant):
+        campaign = GroupBuyCampaign.objects.filter(pk=campaign_id, is_active=True).first()
+        if campaign is None:
+            return _problem(request, _("拼团活动不存在"), 404)
+        if request.method == "POST":
+            try:
+                member = services.team_open(campaign=campaign, customer=customer)
+            except SiyuError as exc:
+                return _problem(request, exc.message, exc.status)
+            return order_pay_response(request, slug, customer, member.order)
+        teams = GroupBuyTeam.objects.filter(
+            campaign=campaign, status=TeamStatus.FORMING, expires_at__gt=timezone.now()
+        ).order_by("expires_at")[:20]
+        return render(
+            request,
+            "promotions/h5_groupbuy.html",
+            {"campaign": campaign, "teams": teams, "slug": slug},
+        )
+
+
+@require_http_methods(["GET", "POST"])
+def groupbuy_team_page(request: HttpRequest, slug: str, team_id: int) -> HttpResponse:
+    """A team's page, the link the leader shares: who is in, what is left; POST joins and pays.
+    A succeeded, failed, expired or full team refuses with the reason."""
+    tenant, customer = _visitor(request, slug)
+    if customer is None:
+        return _sign_in(request, slug)
+    with tenant_context(tenant):
+        team = GroupBuyTeam.objects.select_related("campaign").filter(pk=team_id).first()
+        if team is None:
+            return _problem(request, _("该团不存在"), 404)
+        if request.method == "POST":
+            try:
+                member = services.team_join(team=team, customer=customer)
+            except SiyuError as exc:
+                return _problem(request, exc.message, exc.status)
+            return order_pay_response(request, slug, customer, member.order)
+        context = {**_team_context(team, customer), "slug": slug}
+        return render(request, "promotions/h5_groupbuy_team.html", context)

@@ -10,4 +10,5 @@ urlpatterns = [
     path("<slug:slug>/shop/cart/", h5_views.cart, name="cart"),
     path("<slug:slug>/shop/checkout/", h5_views.checkout, name="checkout"),
     path("<slug:slug>/shop/orders/<str:number>/", h5_views.order_page, name="order"),
+    path("<slug:slug>/shop/orders/<str:number>/pay/", h5_views.order_pay, name="order_pay"),
 ]

@@ -20,7 +20,7 @@ from siyu.customers.models import Customer, CustomerIdentity, IdentityKind
 from siyu.h5.services import h5_visitor
 from siyu.promotions.services import coupon_order_place
 from siyu.shop import selectors, services
-from siyu.shop.models import Order, Product, Sku
+from siyu.shop.models import Order, OrderStatus, Product, Sku
 
 
 def _tenant(slug: str) -> Tenant:
@@ -172,23 +172,48 @@ def checkout(request: HttpRequest, slug: str) -> HttpResponse:
                     cart=basket, discount_fen=discount_fen
                 ),
             )
-            start = services.payment_start(
-                order=order,
-                openid=_openid(customer),
-                notify_url=request.build_absolute_uri(
-                    reverse("shop_hooks:payment_notify", args=[slug])
-                ),
-            )
         except SiyuError as exc:
             return _problem(request, exc.message, exc.status)
-        back = request.build_absolute_uri(reverse("shop_h5:order", args=[slug, order.number]))
-        if start.params.get("pay_url"):
-            return HttpResponseRedirect(
-                f"{start.params['pay_url']}?{urlencode({'redirect': back})}"
-            )
-        return render(
-            request, "shop/h5_pay.html", {"order": order, "params": start.params, "back": back}
+        return order_pay_response(request, slug, customer, order)
+
+
+def order_pay_response(
+    request: HttpRequest, slug: str, customer: Customer, order: Order
+) -> HttpResponse:
+    """Start paying ``order`` (tenant in context) and send the customer to the cashier; used by
+    the checkout, an unpaid order's page and other apps' orders (e.g. a group-buy seat)."""
+    try:
+        start = services.payment_start(
+            order=order,
+            openid=_openid(customer),
+            notify_url=request.build_absolute_uri(
+                reverse("shop_hooks:payment_notify", args=[slug])
+            ),
         )
+    except SiyuError as exc:
+        return _problem(request, exc.message, exc.status)
+    back = request.build_absolute_uri(reverse("shop_h5:order", args=[slug, order.number]))
+    if start.params.get("pay_url"):
+        return HttpResponseRedirect(f"{start.params['pay_url']}?{urlencode({'redirect': back})}")
+    return render(
+        request, "shop/h5_pay.html", {"order": order, "params": start.params, "back": back}
+    )
+
+
+@require_POST
+def order_pay(request: HttpRequest, slug: str, number: str) -> HttpResponse:
+    """Pay the visitor's own unpaid order (left unpaid at the cashier, or a group-buy seat)."""
+    tenant = _tenant(slug)
+    customer = h5_visitor(request, tenant)
+    if customer is None:
+        return _sign_in(request, slug)
+    with tenant_context(tenant):
+        order = Order.objects.filter(number=number, customer=customer).first()
+        if order is None:
+            return _problem(request, _("订单不存在"), 404)
+        if order.status != OrderStatus.CREATED:
+            return _problem(request, _("该订单无需支付"), 409)
+        return order_pay_response(request, slug, customer, order)
 
 
 @require_GET
@@ -201,4 +226,5 @@ def order_page(request: HttpRequest, slug: str, number: str) -> HttpResponse:
         order = Order.objects.filter(number=number, customer=customer).first()
         if order is None:
             return _problem(request, _("订单不存在"), 404)
-        return render(request, "shop/h5_order.html", {"order": order, "lines": order.lines.all()})
+        context = {"order": order, "lines": order.lines.all(), "slug": slug}
+        return render(request, "shop/h5_order.html", context)

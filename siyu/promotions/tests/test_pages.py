@@ -154,3 +154,43 @@ def test_console_pages_render_for_managers_and_staff_see_their_commissions(
     page = login.session(shop.company["alice"]).get(reverse("console:promotions_commissions"))
     assert page.status_code == 200
     assert "佣金规则" not in page.content.decode()
+
+
+def test_customers_open_and_join_a_group_buy_in_wechat_and_pay(shop: Shop, paying: Payer) -> None:
+    from siyu.promotions.models import GroupBuyTeam
+    from siyu.promotions.tests.conftest import deliver
+    from siyu.promotions.tests.test_groupbuy import _campaign, _customer
+
+    campaign = _campaign(shop)
+    leader = _visitor(shop, shop.customer)
+    page = leader.get(reverse("promotions_h5:groupbuy", args=["acme", campaign.pk]))
+    assert page.status_code == 200 and "我要开团" in page.content.decode()
+    opened = leader.post(reverse("promotions_h5:groupbuy", args=["acme", campaign.pk]))
+    assert opened.status_code == 302 and "/sandbox/pay/" in opened["Location"]  # the cashier
+    team = GroupBuyTeam.objects.get()
+    order = Order.objects.get(customer=shop.customer)
+    assert order.payable_fen == campaign.group_price_fen
+    # Left at the cashier: the order page offers to pay again; a paid order refuses.
+    own = leader.get(reverse("shop_h5:order", args=["acme", order.number]))
+    assert "去支付" in own.content.decode()
+    paying.pay(order)
+    deliver()
+    again = leader.post(reverse("shop_h5:order_pay", args=["acme", order.number]))
+    assert again.status_code == 409
+
+    # The leader shares the team page; a friend joins and pays; the team succeeds.
+    friend = _visitor(shop, shop.stranger)
+    team_url = reverse("promotions_h5:groupbuy_team", args=["acme", team.pk])
+    assert "参团并付款" in friend.get(team_url).content.decode()
+    joined = friend.post(team_url)
+    assert joined.status_code == 302, joined.content
+    paying.pay(Order.objects.get(customer=shop.stranger))
+    deliver()
+    team.refresh_from_db()
+    assert (team.status, team.paid_count) == ("succeeded", 2)
+
+    # Joining after success is refused with the reason, and nothing is created.
+    late = _visitor(shop, _customer(shop, "wm_late"))
+    refused = late.post(team_url)
+    assert refused.status_code == 409 and "已拼团成功" in refused.content.decode()
+    assert Order.objects.count() == 2
