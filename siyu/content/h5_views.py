@@ -8,7 +8,7 @@ when the company has an official account, then the open is recorded.
 import json
 import os
 import secrets
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from django.http import (
     FileResponse,
@@ -16,7 +16,6 @@ from django.http import (
     HttpRequest,
     HttpResponse,
     HttpResponseBase,
-    HttpResponseRedirect,
     JsonResponse,
 )
 from django.shortcuts import render
@@ -30,8 +29,8 @@ from siyu.content import services
 from siyu.content.models import ContentKind
 from siyu.content.signing import LinkExpired, token_decode
 from siyu.core.errors import InvalidInput
-from siyu.core.models import Tenant
 from siyu.core.tenancy import tenant_context
+from siyu.h5.pages import h5_problem, h5_sign_in, h5_tenant
 from siyu.h5.services import h5_visitor
 from siyu.wecom.oauth import oauth_configured
 
@@ -39,33 +38,24 @@ BROWSER_KEY = "content:browser"
 MAX_BEACON_BYTES = 1024
 
 
-def _tenant(slug: str) -> Tenant | None:
-    return Tenant.objects.filter(slug=slug, is_active=True).first()
-
-
-def _problem(request: HttpRequest, message: str, status: int) -> HttpResponse:
-    return render(request, "h5/problem.html", {"message": message}, status=status)
-
-
 def _refused(request: HttpRequest, exc: InvalidInput | LinkExpired) -> HttpResponse:
     if isinstance(exc, LinkExpired):
-        return _problem(request, _("链接已过期，请联系发送给您的顾问重新获取"), 410)
-    return _problem(request, _("链接无效或已被修改，请从原消息重新打开"), 400)
+        return h5_problem(request, _("链接已过期，请联系发送给您的顾问重新获取"), 410)
+    return h5_problem(request, _("链接无效或已被修改，请从原消息重新打开"), 400)
 
 
 @require_GET
 def view(request: HttpRequest, slug: str, token: str) -> HttpResponse:
-    tenant = _tenant(slug)
+    tenant = h5_tenant(slug)
     if tenant is None:
-        return _problem(request, _("页面不存在"), 404)
+        return h5_problem(request, _("页面不存在"), 404)
     try:
         token_decode(tenant, token, now=timezone.now())
     except (InvalidInput, LinkExpired) as exc:
         return _refused(request, exc)
     customer = h5_visitor(request, tenant)
     if customer is None and oauth_configured(tenant):
-        start = reverse("h5:oauth_start", args=[slug])
-        return HttpResponseRedirect(f"{start}?{urlencode({'next': request.path})}")
+        return h5_sign_in(request, slug)
     browser_key = request.session.setdefault(BROWSER_KEY, secrets.token_urlsafe(12))
     with tenant_context(tenant):
         try:
@@ -99,7 +89,7 @@ def view(request: HttpRequest, slug: str, token: str) -> HttpResponse:
 @require_POST
 def beacon(request: HttpRequest, slug: str) -> HttpResponse:
     """Body: {"key": <beacon key>, "seconds": <cumulative read seconds>, "final": bool}."""
-    tenant = _tenant(slug)
+    tenant = h5_tenant(slug)
     if tenant is None:
         return _error("not_found", "no such page", 404)
     if len(request.body) > MAX_BEACON_BYTES:
@@ -130,7 +120,7 @@ def _media_url(slug: str, token: str, part: str) -> str:
 def media(request: HttpRequest, slug: str, token: str, part: str) -> HttpResponseBase:
     """The item's file or cover, reachable only through a valid link (no public media URLs).
     Documents download rather than render: an uploaded HTML file must not run on our domain."""
-    tenant = _tenant(slug)
+    tenant = h5_tenant(slug)
     if tenant is None or part not in ("file", "cover"):
         raise Http404("no such file")
     with tenant_context(tenant):

@@ -1,54 +1,39 @@
 """The campaign's H5 pages, opened in WeChat: join, see my poster and my progress."""
 
-from urllib.parse import urlencode
-
 from django.http import (
     FileResponse,
     Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseBase,
-    HttpResponseRedirect,
 )
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from siyu.core.errors import InvalidInput
-from siyu.core.models import Tenant
 from siyu.core.tenancy import tenant_context
 from siyu.fission import selectors, services
 from siyu.fission.models import Campaign, CampaignKind
+from siyu.h5.pages import h5_problem, h5_sign_in, h5_tenant_or_404
 from siyu.h5.services import h5_visitor
-
-
-def _tenant(slug: str) -> Tenant:
-    tenant = Tenant.objects.filter(slug=slug, is_active=True).first()
-    if tenant is None:
-        raise Http404("no such page")
-    return tenant
-
-
-def _problem(request: HttpRequest, message: str, status: int) -> HttpResponse:
-    return render(request, "h5/problem.html", {"message": message}, status=status)
 
 
 @require_GET
 def campaign_page(request: HttpRequest, slug: str, campaign_id: int) -> HttpResponse:
     """Identify the visitor (WeChat OAuth), make them a participant, show poster and progress."""
-    tenant = _tenant(slug)
+    tenant = h5_tenant_or_404(slug)
     customer = h5_visitor(request, tenant)
     if customer is None:
-        start = reverse("h5:oauth_start", args=[slug])
-        return HttpResponseRedirect(f"{start}?{urlencode({'next': request.path})}")
+        return h5_sign_in(request, slug)
     with tenant_context(tenant):
         campaign = Campaign.objects.filter(pk=campaign_id).first()
         if campaign is None:
-            return _problem(request, "活动不存在", 404)
+            return h5_problem(request, "活动不存在", 404)
         try:
             participant = services.participant_join(campaign=campaign, customer=customer)
         except InvalidInput as exc:
-            return _problem(request, exc.message, 400)
+            return h5_problem(request, exc.message, 400)
         context = {
             "campaign": campaign,
             "participant": participant,
@@ -66,7 +51,7 @@ def campaign_page(request: HttpRequest, slug: str, campaign_id: int) -> HttpResp
 @require_GET
 def poster(request: HttpRequest, slug: str, campaign_id: int) -> HttpResponseBase:
     """The visitor's own poster; nobody else's is reachable by guessing ids."""
-    tenant = _tenant(slug)
+    tenant = h5_tenant_or_404(slug)
     customer = h5_visitor(request, tenant)
     if customer is None:
         raise Http404("no poster")

@@ -1,11 +1,8 @@
 """Customer pages opened in WeChat: the coupon claim page (领券页) and group-buys (拼团):
 identify the visitor, show, act; paying goes through the shop's cashier."""
 
-from urllib.parse import urlencode
-
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
@@ -14,6 +11,7 @@ from siyu.core.errors import SiyuError
 from siyu.core.models import Tenant
 from siyu.core.tenancy import tenant_context
 from siyu.customers.models import Customer
+from siyu.h5.pages import h5_problem, h5_sign_in, h5_tenant_or_404
 from siyu.h5.services import h5_visitor
 from siyu.promotions import services
 from siyu.promotions.models import (
@@ -27,25 +25,9 @@ from siyu.promotions.models import (
 from siyu.shop.h5_views import order_pay_response
 
 
-def _tenant(slug: str) -> Tenant:
-    tenant = Tenant.objects.filter(slug=slug, is_active=True).first()
-    if tenant is None:
-        raise Http404("no such page")
-    return tenant
-
-
 def _visitor(request: HttpRequest, slug: str) -> tuple[Tenant, Customer | None]:
-    tenant = _tenant(slug)
+    tenant = h5_tenant_or_404(slug)
     return tenant, h5_visitor(request, tenant)
-
-
-def _sign_in(request: HttpRequest, slug: str) -> HttpResponse:
-    start = reverse("h5:oauth_start", args=[slug])
-    return HttpResponseRedirect(f"{start}?{urlencode({'next': request.path})}")
-
-
-def _problem(request: HttpRequest, message: str, status: int) -> HttpResponse:
-    return render(request, "h5/problem.html", {"message": message}, status=status)
 
 
 @require_http_methods(["GET", "POST"])
@@ -53,7 +35,7 @@ def coupon_claim_page(request: HttpRequest, slug: str, template_id: int) -> Http
     """GET shows the coupon and the visitor's copies; POST claims one (limits apply)."""
     tenant, customer = _visitor(request, slug)
     if customer is None:
-        return _sign_in(request, slug)
+        return h5_sign_in(request, slug)
     with tenant_context(tenant):
         template = CouponTemplate.objects.filter(pk=template_id, claimable=True).first()
         if template is None:
@@ -89,16 +71,16 @@ def groupbuy_page(request: HttpRequest, slug: str, campaign_id: int) -> HttpResp
     leader and pay for the seat."""
     tenant, customer = _visitor(request, slug)
     if customer is None:
-        return _sign_in(request, slug)
+        return h5_sign_in(request, slug)
     with tenant_context(tenant):
         campaign = GroupBuyCampaign.objects.filter(pk=campaign_id, is_active=True).first()
         if campaign is None:
-            return _problem(request, _("拼团活动不存在"), 404)
+            return h5_problem(request, _("拼团活动不存在"), 404)
         if request.method == "POST":
             try:
                 member = services.team_open(campaign=campaign, customer=customer)
             except SiyuError as exc:
-                return _problem(request, exc.message, exc.status)
+                return h5_problem(request, exc.message, exc.status)
             return order_pay_response(request, slug, customer, member.order)
         teams = GroupBuyTeam.objects.filter(
             campaign=campaign, status=TeamStatus.FORMING, expires_at__gt=timezone.now()
@@ -116,16 +98,16 @@ def groupbuy_team_page(request: HttpRequest, slug: str, team_id: int) -> HttpRes
     A succeeded, failed, expired or full team refuses with the reason."""
     tenant, customer = _visitor(request, slug)
     if customer is None:
-        return _sign_in(request, slug)
+        return h5_sign_in(request, slug)
     with tenant_context(tenant):
         team = GroupBuyTeam.objects.select_related("campaign").filter(pk=team_id).first()
         if team is None:
-            return _problem(request, _("该团不存在"), 404)
+            return h5_problem(request, _("该团不存在"), 404)
         if request.method == "POST":
             try:
                 member = services.team_join(team=team, customer=customer)
             except SiyuError as exc:
-                return _problem(request, exc.message, exc.status)
+                return h5_problem(request, exc.message, exc.status)
             return order_pay_response(request, slug, customer, member.order)
         context = {**_team_context(team, customer), "slug": slug}
         return render(request, "promotions/h5_groupbuy_team.html", context)

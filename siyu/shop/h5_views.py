@@ -5,9 +5,10 @@ says which member (and which content or campaign) the visit and any order are cr
 the session remembers the last link followed.
 """
 
+from collections.abc import Callable
 from urllib.parse import urlencode
 
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -17,26 +18,11 @@ from siyu.core.errors import SiyuError
 from siyu.core.models import Tenant
 from siyu.core.tenancy import tenant_context
 from siyu.customers.models import Customer, CustomerIdentity, IdentityKind
+from siyu.h5.pages import h5_problem, h5_sign_in, h5_tenant_or_404
 from siyu.h5.services import h5_visitor
 from siyu.promotions.services import coupon_order_place
 from siyu.shop import selectors, services
 from siyu.shop.models import Order, OrderStatus, Product, Sku
-
-
-def _tenant(slug: str) -> Tenant:
-    tenant = Tenant.objects.filter(slug=slug, is_active=True).first()
-    if tenant is None:
-        raise Http404("no such page")
-    return tenant
-
-
-def _problem(request: HttpRequest, message: str, status: int) -> HttpResponse:
-    return render(request, "h5/problem.html", {"message": message}, status=status)
-
-
-def _sign_in(request: HttpRequest, slug: str) -> HttpResponseRedirect:
-    start = reverse("h5:oauth_start", args=[slug])
-    return HttpResponseRedirect(f"{start}?{urlencode({'next': request.get_full_path()})}")
 
 
 def _attribution_key(tenant: Tenant) -> str:
@@ -61,15 +47,15 @@ def _follow(request: HttpRequest, tenant: Tenant, token: str) -> services.Attrib
 
 @require_GET
 def shop_home(request: HttpRequest, slug: str, token: str) -> HttpResponse:
-    tenant = _tenant(slug)
+    tenant = h5_tenant_or_404(slug)
     customer = h5_visitor(request, tenant)
     if customer is None:
-        return _sign_in(request, slug)
+        return h5_sign_in(request, slug)
     with tenant_context(tenant):
         try:
             attribution = _follow(request, tenant, token)
         except SiyuError as exc:
-            return _problem(request, exc.message, exc.status)
+            return h5_problem(request, exc.message, exc.status)
         return render(
             request,
             "shop/h5_home.html",
@@ -84,18 +70,18 @@ def shop_home(request: HttpRequest, slug: str, token: str) -> HttpResponse:
 
 @require_GET
 def product(request: HttpRequest, slug: str, token: str, product_id: int) -> HttpResponse:
-    tenant = _tenant(slug)
+    tenant = h5_tenant_or_404(slug)
     customer = h5_visitor(request, tenant)
     if customer is None:
-        return _sign_in(request, slug)
+        return h5_sign_in(request, slug)
     with tenant_context(tenant):
         try:
             attribution = _follow(request, tenant, token)
         except SiyuError as exc:
-            return _problem(request, exc.message, exc.status)
+            return h5_problem(request, exc.message, exc.status)
         item = Product.objects.filter(pk=product_id, is_active=True).first()
         if item is None:
-            return _problem(request, _("商品不存在或已下架"), 404)
+            return h5_problem(request, _("商品不存在或已下架"), 404)
         services.product_viewed(customer=customer, product=item, staff=attribution.staff)
         return render(
             request,
@@ -116,10 +102,10 @@ def _cart_context(slug: str, cart_obj: object) -> dict[str, object]:
 
 @require_http_methods(["GET", "POST"])
 def cart(request: HttpRequest, slug: str) -> HttpResponse:
-    tenant = _tenant(slug)
+    tenant = h5_tenant_or_404(slug)
     customer = h5_visitor(request, tenant)
     if customer is None:
-        return _sign_in(request, slug)
+        return h5_sign_in(request, slug)
     with tenant_context(tenant):
         attribution = _attribution(request, tenant)
         basket = services.cart_for(customer=customer, staff=attribution.staff, src=attribution.src)
@@ -131,14 +117,14 @@ def cart(request: HttpRequest, slug: str) -> HttpResponse:
                     .first()
                 )
                 if sku is None:
-                    return _problem(request, _("商品规格不存在"), 404)
+                    return h5_problem(request, _("商品规格不存在"), 404)
                 services.cart_set(
                     cart=basket, sku=sku, quantity=int(request.POST.get("quantity", "1"))
                 )
             except ValueError:
-                return _problem(request, _("数量无效"), 400)
+                return h5_problem(request, _("数量无效"), 400)
             except SiyuError as exc:
-                return _problem(request, exc.message, exc.status)
+                return h5_problem(request, exc.message, exc.status)
             return HttpResponseRedirect(reverse("shop_h5:cart", args=[slug]))
         return render(request, "shop/h5_cart.html", _cart_context(slug, basket))
 
@@ -155,10 +141,10 @@ def _openid(customer: Customer) -> str:
 @require_POST
 def checkout(request: HttpRequest, slug: str) -> HttpResponse:
     """Order the cart and go to pay (WeChat's cashier; the sandbox's in tests and the demo)."""
-    tenant = _tenant(slug)
+    tenant = h5_tenant_or_404(slug)
     customer = h5_visitor(request, tenant)
     if customer is None:
-        return _sign_in(request, slug)
+        return h5_sign_in(request, slug)
     with tenant_context(tenant):
         attribution = _attribution(request, tenant)
         basket = services.cart_for(customer=customer, staff=attribution.staff, src=attribution.src)
@@ -173,7 +159,7 @@ def checkout(request: HttpRequest, slug: str) -> HttpResponse:
                 ),
             )
         except SiyuError as exc:
-            return _problem(request, exc.message, exc.status)
+            return h5_problem(request, exc.message, exc.status)
         return order_pay_response(request, slug, customer, order)
 
 
@@ -191,7 +177,7 @@ def order_pay_response(
             ),
         )
     except SiyuError as exc:
-        return _problem(request, exc.message, exc.status)
+        return h5_problem(request, exc.message, exc.status)
     back = request.build_absolute_uri(reverse("shop_h5:order", args=[slug, order.number]))
     if start.params.get("pay_url"):
         return HttpResponseRedirect(f"{start.params['pay_url']}?{urlencode({'redirect': back})}")
@@ -200,31 +186,40 @@ def order_pay_response(
     )
 
 
-@require_POST
-def order_pay(request: HttpRequest, slug: str, number: str) -> HttpResponse:
-    """Pay the visitor's own unpaid order (left unpaid at the cashier, or a group-buy seat)."""
-    tenant = _tenant(slug)
+def _own_order(
+    request: HttpRequest,
+    slug: str,
+    number: str,
+    respond: Callable[[Customer, Order], HttpResponse],
+) -> HttpResponse:
+    """``respond`` for the visitor's own order ``number`` (tenant in context), after sign-in."""
+    tenant = h5_tenant_or_404(slug)
     customer = h5_visitor(request, tenant)
     if customer is None:
-        return _sign_in(request, slug)
+        return h5_sign_in(request, slug)
     with tenant_context(tenant):
         order = Order.objects.filter(number=number, customer=customer).first()
         if order is None:
-            return _problem(request, _("订单不存在"), 404)
+            return h5_problem(request, _("订单不存在"), 404)
+        return respond(customer, order)
+
+
+@require_POST
+def order_pay(request: HttpRequest, slug: str, number: str) -> HttpResponse:
+    """Pay the visitor's own unpaid order (left unpaid at the cashier, or a group-buy seat)."""
+
+    def pay(customer: Customer, order: Order) -> HttpResponse:
         if order.status != OrderStatus.CREATED:
-            return _problem(request, _("该订单无需支付"), 409)
+            return h5_problem(request, _("该订单无需支付"), 409)
         return order_pay_response(request, slug, customer, order)
+
+    return _own_order(request, slug, number, pay)
 
 
 @require_GET
 def order_page(request: HttpRequest, slug: str, number: str) -> HttpResponse:
-    tenant = _tenant(slug)
-    customer = h5_visitor(request, tenant)
-    if customer is None:
-        return _sign_in(request, slug)
-    with tenant_context(tenant):
-        order = Order.objects.filter(number=number, customer=customer).first()
-        if order is None:
-            return _problem(request, _("订单不存在"), 404)
+    def show(customer: Customer, order: Order) -> HttpResponse:
         context = {"order": order, "lines": order.lines.all(), "slug": slug}
         return render(request, "shop/h5_order.html", context)
+
+    return _own_order(request, slug, number, show)

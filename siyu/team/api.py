@@ -1,6 +1,6 @@
 """/api/v1/team: account assets (lifecycle, inventory, hand-back) and team performance."""
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 
 from django.http import HttpRequest
 from ninja import Query, Router, Schema, Status
@@ -8,12 +8,11 @@ from pydantic import Field
 
 from siyu.api.auth import actor
 from siyu.api.schemas import PageOut, PageParams, StrictIn, paginate
-from siyu.core.errors import InvalidInput, NotFound
+from siyu.core.errors import NotFound
 from siyu.team import selectors, services
 from siyu.team.models import AssetStage
 
 router = Router(tags=["team"])
-PERIOD_MAX_DAYS = 366
 
 
 class AssetOut(Schema):
@@ -110,17 +109,6 @@ class PeriodQuery(Schema):
     start: date | None = Field(None, description="default: the first of the end's month")
     end: date | None = Field(None, description="inclusive; default: today")
     department_id: int | None = None
-
-    def bounds(self) -> tuple[date, date]:
-        from django.utils import timezone
-
-        end = self.end or timezone.localdate()
-        start = self.start or end.replace(day=1)
-        if end < start:
-            raise InvalidInput("end must not be before start")
-        if (end - start).days >= PERIOD_MAX_DAYS:
-            raise InvalidInput(f"a period spans at most {PERIOD_MAX_DAYS} days")
-        return start, end
 
 
 class MemberOut(Schema):
@@ -283,22 +271,11 @@ def close_inventory(request: HttpRequest, run_id: int) -> object:
     return _run_detail(request, run_id)
 
 
-def period_bounds(start: date, end: date) -> tuple[datetime, datetime]:
-    """[start 00:00, day after end 00:00) in the server's time zone."""
-    from django.utils import timezone
-
-    zone = timezone.get_current_timezone()
-    return (
-        datetime.combine(start, time.min, tzinfo=zone),
-        datetime.combine(end + timedelta(days=1), time.min, tzinfo=zone),
-    )
-
-
 @router.get("/performance", response=PerformanceOut)
 def get_performance(request: HttpRequest, params: Query[PeriodQuery]) -> object:
     """GMV, commission, adds, quality checks and the 2-7-1 grade of each member in scope."""
-    first, last = params.bounds()
-    start, end = period_bounds(first, last)
+    first, last = selectors.period_clean(params.start, params.end)
+    start, end = selectors.period_bounds(first, last)
     result = selectors.performance(
         actor=actor(request), start=start, end=end, department_id=params.department_id
     )

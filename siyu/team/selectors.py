@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.db.models import BigIntegerField, Count, Exists, OuterRef, Q, QuerySet, Sum
@@ -140,6 +140,27 @@ def _grade(ranked: list[MemberNumbers]) -> None:
     for index in range(1, n):  # ties inherit the better grade
         if ranked[index].gmv_fen == ranked[index - 1].gmv_fen:
             ranked[index].grade = min(ranked[index].grade, ranked[index - 1].grade)
+
+
+PERIOD_MAX_DAYS = 366
+
+
+def period_clean(start: date | None, end: date | None) -> tuple[date, date]:
+    """A reporting period: by default this month to date; at most a year, end not before start."""
+    end = end or timezone.localdate()
+    start = start or end.replace(day=1)
+    if end < start or (end - start).days >= PERIOD_MAX_DAYS:
+        raise InvalidInput(_("日期范围须在一年以内，且结束不早于开始"))
+    return start, end
+
+
+def period_bounds(start: date, end: date) -> tuple[datetime, datetime]:
+    """[start 00:00, day after end 00:00) in the server's time zone."""
+    zone = timezone.get_current_timezone()
+    return (
+        datetime.combine(start, time.min, tzinfo=zone),
+        datetime.combine(end + timedelta(days=1), time.min, tzinfo=zone),
+    )
 
 
 def performance(

@@ -3,7 +3,7 @@ Thin: parse, call the services, render; services say what was wrong."""
 
 import csv
 import io
-from datetime import date, timedelta
+from datetime import date
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
@@ -19,7 +19,6 @@ from siyu.audit.services import audit_record
 from siyu.console.decorators import console_page
 from siyu.core.errors import InvalidInput
 from siyu.team import selectors, services
-from siyu.team.api import period_bounds
 from siyu.team.models import AssetStage, InventoryRun
 
 
@@ -145,15 +144,14 @@ def inventory(request: HttpRequest, staff: StaffMember) -> HttpResponse:
 
 
 def _period(request: HttpRequest) -> tuple[date, date]:
-    today = timezone.localdate()
     try:
-        start = date.fromisoformat(request.GET.get("start") or today.replace(day=1).isoformat())
-        end = date.fromisoformat(request.GET.get("end") or today.isoformat())
+        start, end = (
+            date.fromisoformat(request.GET[key]) if request.GET.get(key) else None
+            for key in ("start", "end")
+        )
     except ValueError:
         raise InvalidInput(_("请填写有效的日期")) from None
-    if end < start or end - start > timedelta(days=366):
-        raise InvalidInput(_("日期范围须在一年以内，且结束不早于开始"))
-    return start, end
+    return selectors.period_clean(start, end)
 
 
 @console_page(Action.PERFORMANCE_VIEW)
@@ -188,7 +186,7 @@ def performance(request: HttpRequest, staff: StaffMember) -> HttpResponse:
         messages.success(request, _("已保存"))
         return redirect(request.get_full_path())
     start, end = _period(request)
-    begin, until = period_bounds(start, end)
+    begin, until = selectors.period_bounds(start, end)
     result = selectors.performance(actor=staff, start=begin, end=until)
     chart = {
         "names": [r.staff.name for r in result["members"]],
@@ -211,7 +209,7 @@ def performance(request: HttpRequest, staff: StaffMember) -> HttpResponse:
 @console_page(Action.PERFORMANCE_VIEW)
 def performance_export(request: HttpRequest, staff: StaffMember) -> HttpResponse:
     start, end = _period(request)
-    begin, until = period_bounds(start, end)
+    begin, until = selectors.period_bounds(start, end)
     result = selectors.performance(actor=staff, start=begin, end=until)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
