@@ -2,7 +2,6 @@
 source. Audited before a byte leaves; names are formula-safe (channel names are typed by
 operators)."""
 
-import io
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -15,7 +14,7 @@ from siyu.analytics.selectors import Line, Report, source_report
 from siyu.analytics.sources import NO_SOURCE, SourceKey, format_source, kinds
 from siyu.audit.services import audit_record
 from siyu.core.errors import InvalidInput
-from siyu.imports.exports import csv_bytes, safe_cell
+from siyu.imports.exports import csv_bytes, safe_cell, xlsx_bytes
 
 FORMATS = ("csv", "xlsx")
 CONTENT_TYPES = {
@@ -59,7 +58,7 @@ def report_export(
     )
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
     name = f"channels-{start:%Y%m%d}-{end:%Y%m%d}-{stamp}.{file_format}"
-    content = csv_bytes(rows) if file_format == "csv" else _xlsx(rows)
+    content = csv_bytes(rows) if file_format == "csv" else xlsx_bytes(_("渠道分析"), rows)
     return ExportFile(content, name, CONTENT_TYPES[file_format])
 
 
@@ -128,15 +127,3 @@ def _percent(value: float | None) -> str:
 
 def _yuan(fen: float | None) -> str:
     return "" if fen is None else f"{fen / 100:.2f}"
-
-
-def _xlsx(rows: list[list[Any]]) -> bytes:
-    import openpyxl
-
-    workbook = openpyxl.Workbook(write_only=True)
-    sheet = workbook.create_sheet(_("渠道分析"))
-    for row in rows:
-        sheet.append(row)
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()

@@ -1,7 +1,6 @@
 """A panel's numbers as CSV or xlsx: exactly the table its chart draws. Audited before a byte
 leaves; text cells are formula-safe (names are typed by operators and customers)."""
 
-import io
 from typing import Any
 
 from django.utils import timezone
@@ -12,7 +11,7 @@ from siyu.analytics.exports import CONTENT_TYPES, FORMATS, ExportFile
 from siyu.audit.services import audit_record
 from siyu.core.errors import InvalidInput
 from siyu.dashboards.selectors import Filters, Panel, panel
-from siyu.imports.exports import csv_bytes, safe_cell
+from siyu.imports.exports import csv_bytes, safe_cell, xlsx_bytes
 
 
 def panel_export(
@@ -35,7 +34,7 @@ def panel_export(
         },
     )
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
-    content = csv_bytes(rows) if file_format == "csv" else _xlsx(found.title, rows)
+    content = csv_bytes(rows) if file_format == "csv" else xlsx_bytes(found.title, rows)
     return ExportFile(content, f"dashboard-{key}-{stamp}.{file_format}", CONTENT_TYPES[file_format])
 
 
@@ -53,15 +52,3 @@ def _cells(found: Panel, row: list[Any]) -> list[Any]:
         else:
             cells.append(value)
     return cells
-
-
-def _xlsx(title: str, rows: list[list[Any]]) -> bytes:
-    import openpyxl
-
-    workbook = openpyxl.Workbook(write_only=True)
-    sheet = workbook.create_sheet(title[:31])
-    for row in rows:
-        sheet.append(row)
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()

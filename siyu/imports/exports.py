@@ -204,6 +204,19 @@ def export_xlsx_file(export: Export) -> IO[bytes]:
     return file
 
 
+def xlsx_bytes(title: str, rows: list[list[Any]]) -> bytes:
+    """A small workbook of one sheet (reports, chart numbers)."""
+    import openpyxl
+
+    workbook = openpyxl.Workbook(write_only=True)
+    sheet = workbook.create_sheet(title[:31])  # Excel's limit on sheet names
+    for row in rows:
+        sheet.append([safe_cell(value) for value in row])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
 def csv_bytes(rows: list[list[Any]]) -> bytes:
     """A small CSV document (error reports), UTF-8 with a BOM for Excel."""
     buffer = io.StringIO()

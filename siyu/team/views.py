@@ -1,9 +1,9 @@
 """Console pages: account assets (管理 → 账号资产, 盘号) and team performance (数据 → 团队业绩).
 Thin: parse, call the services, render; services say what was wrong."""
 
-import csv
-import io
 from datetime import date
+from decimal import Decimal
+from typing import Any
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
@@ -18,6 +18,7 @@ from siyu.accounts.permissions import Action, can, restrict
 from siyu.audit.services import audit_record
 from siyu.console.decorators import console_page
 from siyu.core.errors import InvalidInput
+from siyu.imports.exports import csv_bytes
 from siyu.team import selectors, services
 from siyu.team.models import AssetStage, InventoryRun
 
@@ -206,22 +207,24 @@ def performance(request: HttpRequest, staff: StaffMember) -> HttpResponse:
     )
 
 
+def _yuan(fen: int) -> Decimal:
+    return (Decimal(fen) / 100).quantize(Decimal("0.01"))
+
+
 @console_page(Action.PERFORMANCE_VIEW)
 def performance_export(request: HttpRequest, staff: StaffMember) -> HttpResponse:
     start, end = _period(request)
     begin, until = selectors.period_bounds(start, end)
     result = selectors.performance(actor=staff, start=begin, end=until)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(
+    rows: list[list[Any]] = [
         [_("成员"), _("评级"), _("GMV（元）"), _("订单"), _("退款（元）"), _("提成（元）")]
         + [_("新增"), _("流失"), _("任务"), _("准时"), _("新客已打标签"), _("朋友圈")]
-    )
+    ]
     for r in result["members"]:
-        writer.writerow(
-            [r.staff.name, r.grade, f"{r.gmv_fen / 100:.2f}", r.orders]
-            + [f"{r.refunds_fen / 100:.2f}", f"{r.commission_fen / 100:.2f}", r.adds, r.deletes]
-            + [r.tasks_due, r.tasks_on_time, r.new_customers_tagged, r.moments]
+        rows.append(
+            [r.staff.name, r.grade, _yuan(r.gmv_fen), r.orders, _yuan(r.refunds_fen)]
+            + [_yuan(r.commission_fen), r.adds, r.deletes, r.tasks_due, r.tasks_on_time]
+            + [r.new_customers_tagged, r.moments]
         )
     audit_record(
         actor=staff,
@@ -232,6 +235,6 @@ def performance_export(request: HttpRequest, staff: StaffMember) -> HttpResponse
             "rows": len(result["members"]),
         },
     )
-    response = HttpResponse("\ufeff" + buffer.getvalue(), content_type="text/csv; charset=utf-8")
+    response = HttpResponse(csv_bytes(rows), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="performance-{start}-{end}.csv"'
     return response
