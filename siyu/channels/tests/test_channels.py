@@ -11,18 +11,17 @@ from django.utils import timezone
 
 from siyu.accounts.models import StaffMember, StaffStatus
 from siyu.channels.models import ChannelAdd, ChannelCode, WelcomeSend, WelcomeStatus
-from siyu.channels.tasks import follow_up_add, refresh_pools, send_welcome
+from siyu.channels.tasks import refresh_pools, send_welcome
 from siyu.core.models import DeliveryStatus, Event, EventDelivery
 from siyu.core.services import event_delivery_run
 from siyu.core.tenancy import tenant_context
 from siyu.customers.models import StaffRelation
 from siyu.sandbox.client import SandboxControl
 from siyu.sandbox.httpd import Sandbox
-from siyu.tags.models import CustomerTag, PushStatus, TagMarkPush
-from siyu.tags.services import tag_mark_push_send
+from siyu.tags.models import CustomerTag
 from siyu.testing.stories import Company
+from siyu.testing.work import run_pending_work
 from siyu.wecom.callback.fastlane import WelcomeCodeArrived
-from siyu.wecom.callback.inbox import inbox_process
 from siyu.wecom.client.client import WeComClient
 from siyu.wecom.models import CallbackInbox, InboxStatus
 from siyu.wecom.tasks import welcome_code_arrived
@@ -49,43 +48,6 @@ def _wire_callbacks(company: Company, control: SandboxControl, live_server: Any)
         tenant.contact_secret,
         callback_url=f"{live_server.url}/wecom/callback/{tenant.slug}/",
     )
-
-
-def _work(company: Company) -> dict[str, list[str]]:
-    """What the workers do after callbacks arrive, in lane order: callbacks, event deliveries
-    (the channel add's delivery sends the welcome message after its commit), follow-ups, tag
-    marks. Returns each step's outcomes and every welcome send's status."""
-    tenant = company.tenant
-    with tenant_context(tenant):
-        inbox = list(
-            CallbackInbox.objects.filter(status=InboxStatus.PENDING)
-            .order_by("pk")
-            .values_list("pk", flat=True)
-        )
-    callbacks = [inbox_process(inbox_id=pk) for pk in inbox]
-    with tenant_context(tenant):
-        deliveries = list(
-            EventDelivery.objects.filter(status=DeliveryStatus.PENDING).values_list("pk", flat=True)
-        )
-    for pk in deliveries:
-        event_delivery_run(delivery_id=pk)
-    with tenant_context(tenant):
-        sends = list(
-            WelcomeSend.objects.filter(status=WelcomeStatus.PENDING).values_list("pk", flat=True)
-        )
-    retried = [send_welcome(tenant.pk, pk) for pk in sends]  # where no commit sent them
-    with tenant_context(tenant):
-        welcomes = list(WelcomeSend.objects.order_by("pk").values_list("status", flat=True))
-    with tenant_context(tenant):
-        adds = list(ChannelAdd.objects.order_by("pk").values_list("pk", flat=True))
-    for pk in adds:
-        follow_up_add(tenant.pk, pk)
-    with tenant_context(tenant):
-        pushes = list(
-            TagMarkPush.objects.filter(status=PushStatus.PENDING).values_list("pk", flat=True)
-        )
-    marks = [tag_mark_push_send(push_id=pk) for pk in pushes]
-    return {"callbacks": callbacks, "retried": retried, "welcomes": welcomes, "marks": marks}
 
 
 def _welcomes(sandbox: Sandbox, corp: str, ext: str) -> list[Any]:
@@ -141,11 +103,11 @@ def test_a_scan_adds_the_customer_with_tags_remark_welcome_once_and_tells_the_me
     scanned = control.scan(corp, config_id=code["config_id"], name="王小明")
     assert control.flush_callbacks()
     ext = scanned["external_userid"]
-    outcomes = _work(wecom_acme)
+    outcomes = run_pending_work(wecom_acme)
     assert outcomes["welcomes"] == ["sent"]
     assert outcomes["retried"] == []  # sent by the add's own delivery
     assert outcomes["marks"] == ["done"]
-    assert _work(wecom_acme)["welcomes"] == ["sent"]  # nothing more
+    assert run_pending_work(wecom_acme)["welcomes"] == ["sent"]  # nothing more
 
     (welcome,) = _welcomes(sandbox, corp, ext)
     assert welcome[2]["text"] == {"content": f"王小明你好，我是{wecom_acme['alice'].name}"}
@@ -215,7 +177,7 @@ def test_the_welcome_lane_sends_from_the_callback_before_the_add_is_processed(
         assert not Event.objects.filter(type="welcome.sent").exists()  # no customer yet
 
     # The add's processing links its record to the send and the customer's timeline shows it.
-    outcomes = _work(wecom_acme)
+    outcomes = run_pending_work(wecom_acme)
     assert outcomes["welcomes"] == ["sent"]
     assert len(_welcomes(sandbox, corp, ext)) == 1
     with tenant_context(tenant):
@@ -248,11 +210,11 @@ def test_daily_caps_move_the_pool_to_backup_staff_in_wecom(
     _wire_callbacks(wecom_acme, control, live_server)
     first = control.scan(corp, config_id=code["config_id"])
     assert control.flush_callbacks()
-    _work(wecom_acme)
+    run_pending_work(wecom_acme)
     assert way.user == ["bob" if first["userid"] == "alice" else "alice"]
     control.scan(corp, config_id=code["config_id"])
     assert control.flush_callbacks()
-    _work(wecom_acme)
+    run_pending_work(wecom_acme)
     assert way.user == ["carol"]  # both primaries capped: the backup takes over
     assert ops.get(f"/api/v1/channels/{code['id']}").json()["wecom_users"] == ["carol"]
 
