@@ -3,7 +3,7 @@ PYTHON_BIN := $(shell scripts/find-python)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: start test lint typecheck pytest pytest-postgres messages openapi bench bench-callbacks bench-segments bench-sop bench-clv bench-dashboards clean bench-masssend
+.PHONY: start test lint typecheck pytest pytest-postgres screenshots messages openapi bench bench-callbacks bench-segments bench-sop bench-clv bench-dashboards clean bench-masssend
 
 $(BIN)/python:
 	$(PYTHON_BIN) -m venv $(VENV)
@@ -35,6 +35,11 @@ pytest: $(VENV)/.installed
 pytest-postgres: $(VENV)/.installed
 	BIN=$(BIN) scripts/test-postgres
 
+## Run the browser journeys (siyu/e2e) and copy their screenshots into docs/screenshots/.
+screenshots: $(VENV)/.installed
+	env -u DATABASE_URL SIYU_SCREENSHOTS_TO_DOCS=1 DJANGO_SETTINGS_MODULE=siyu.config.test_settings \
+		$(BIN)/pytest -q siyu/e2e
+
 ## Refresh the English catalog (UI strings are Chinese-first) and compile it.
 messages: $(VENV)/.installed
 	cd siyu && DJANGO_SETTINGS_MODULE=siyu.config.test_settings ../$(BIN)/siyu makemessages -l en \
@@ -42,9 +47,11 @@ messages: $(VENV)/.installed
 	$(BIN)/python scripts/translations_en.py siyu/locale/en/LC_MESSAGES/django.po
 	msgfmt --check -o siyu/locale/en/LC_MESSAGES/django.mo siyu/locale/en/LC_MESSAGES/django.po
 
-## Refresh the OpenAPI snapshot after an intended API change (a test compares against it).
+## Refresh the OpenAPI snapshot after an intended API change (a test compares against it),
+## then the route table of docs/api.md generated from it.
 openapi: $(VENV)/.installed
 	DJANGO_SETTINGS_MODULE=siyu.config.test_settings $(BIN)/python -m siyu.api.snapshot > docs/openapi.json
+	$(BIN)/python scripts/api_reference.py
 
 ## Benchmarks (slow; not part of `make test`). Results go in bench/README.md.
 bench: bench-callbacks bench-segments bench-sop bench-clv bench-dashboards bench-masssend
