@@ -20,15 +20,16 @@ def _end_of_today() -> datetime:
 
 
 def my_tasks(*, actor: StaffMember, status: str = "", today: bool = False) -> QuerySet[StaffTask]:
-    """The caller's own tasks. ``today``: what is open and due by tonight (or undated), plus
-    what was done today — the mobile page's list."""
+    """The caller's own tasks. ``today``: what is open and due within the next 24 hours,
+    overdue or undated, plus what was done today — the mobile page's list. A rolling day, not
+    the calendar's: at 23:30 the task due at 00:30 is the next thing to do."""
     require(actor, Action.WORKSPACE_USE)
     tasks = StaffTask.objects.filter(staff=actor).select_related("customer")
     if status:
         tasks = tasks.filter(status=status)
     if today:
         tonight = _end_of_today()
-        due = Q(due_at__isnull=True) | Q(due_at__lt=tonight)
+        due = Q(due_at__isnull=True) | Q(due_at__lt=timezone.now() + timedelta(hours=24))
         tasks = tasks.filter(
             (Q(status=TaskStatus.OPEN) & due)
             | Q(status=TaskStatus.DONE, done_at__gte=tonight - timedelta(days=1))
