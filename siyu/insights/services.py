@@ -297,6 +297,11 @@ def _predict(bought: _Purchases, n: int) -> _Predictions:
         # Without a spend model each buyer's own average purchase stands in.
         spend = bought.paid_fen[s.customers] / bought.count[s.customers]
     p_alive[s.customers] = bgnbd.p_alive(s.x, s.t_x, s.T)
+    if bgnbd.a <= 1:
+        # BG/NBD's expected purchases divide by (a - 1): with little repeat buying the fit can
+        # land at a ≤ 1, where they are undefined. P(alive) still holds; the rest waits.
+        fit_error = fit_error or "a ≤ 1: too little repeat buying to predict purchases yet"
+        return _Predictions(fitted, fit_error, p_alive, expected, clv_fen)
     expected[s.customers] = bgnbd.expected_purchases(PREDICTION_DAYS, s.x, s.t_x, s.T)
     clv_fen[s.customers] = clv.lifetime_value(
         bgnbd,
