@@ -20,6 +20,12 @@ def _tls() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def http_client(*, timeout: float, **kwargs: object) -> httpx.Client:
-    transport = httpx.HTTPTransport(socket_options=NO_DELAY, retries=0, verify=_tls())
+def http_client(
+    *, timeout: float, transport: httpx.BaseTransport | None = None, **kwargs: object
+) -> httpx.Client:
+    """An outbound client; ``transport`` replaces the network (the demo's replay hands the
+    sandbox one that calls Siyu's WSGI application in process)."""
+    transport = transport or httpx.HTTPTransport(
+        socket_options=NO_DELAY, retries=0, verify=_tls()
+    )
     return httpx.Client(timeout=timeout, transport=transport, follow_redirects=False, **kwargs)  # type: ignore[arg-type]

@@ -38,7 +38,14 @@ class Delivery:
 
 
 class Dispatcher:
-    def __init__(self, faults: Faults, *, workers: int = 4, retry_delay: float = 0.5) -> None:
+    def __init__(
+        self,
+        faults: Faults,
+        *,
+        workers: int = 4,
+        retry_delay: float = 0.5,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.faults = faults
         self.retry_delay = retry_delay
         self._queue: queue.Queue[tuple[Corp, Delivery] | None] = queue.Queue()
@@ -49,7 +56,7 @@ class Dispatcher:
         self.log: list[Delivery] = []
         self._next_id = 0
         self._closed = False
-        self._client = http_client(timeout=TIMEOUT)
+        self._client = http_client(timeout=TIMEOUT, transport=transport)
         self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(workers)]
         for thread in self._threads:
             thread.start()
@@ -107,6 +114,27 @@ class Dispatcher:
                     return False
                 self._idle.wait(remaining)
         return True
+
+    def deliver_queued(self) -> int:
+        """Deliver what is queued now in the calling thread, in order; for a dispatcher with no
+        workers, driven by one thread (the demo's replay: reproducible, one writer)."""
+        delivered = 0
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return delivered
+            if item is None:
+                return delivered
+            corp, delivery = item
+            try:
+                self._deliver(corp, delivery)
+                delivered += 1
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
+                    if not self._in_flight:
+                        self._idle.notify_all()
 
     def _run(self) -> None:
         while True:

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlparse
 
+import httpx
+
 from siyu.sandbox.delivery import Dispatcher
 from siyu.sandbox.faults import Faults, Limits
 from siyu.sandbox.pay import PayEmulator, PayError
@@ -66,12 +68,18 @@ class Sandbox:
         callback_workers: int = 4,
         retry_delay: float = 0.5,
         state_file: Path | None = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
+        """``transport`` carries callbacks and payment notifications instead of the network.
+        With ``callback_workers=0`` nothing is sent until ``dispatcher.deliver_queued()``, and
+        payment notifications go out in the paying thread: one thread drives everything."""
         self.world = world or World()
         self.faults = faults or Faults()
         self.limits = limits or Limits()
         self.state_file = state_file
-        self.dispatcher = Dispatcher(self.faults, workers=callback_workers, retry_delay=retry_delay)
+        self.dispatcher = Dispatcher(
+            self.faults, workers=callback_workers, retry_delay=retry_delay, transport=transport
+        )
         self.simulator = Simulator(self.world, self.dispatcher)
         self._tokens: dict[str, tuple[str, str, float]] = {}  # token → (corpid, secret, expires)
         self._token_for: dict[tuple[str, str], str] = {}
@@ -89,7 +97,12 @@ class Sandbox:
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
-        self.pay = PayEmulator(base_url=self.base_url, retry_delay=retry_delay)
+        self.pay = PayEmulator(
+            base_url=self.base_url,
+            retry_delay=retry_delay,
+            transport=transport,
+            inline=callback_workers == 0,
+        )
 
     @property
     def base_url(self) -> str:

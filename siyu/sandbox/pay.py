@@ -131,8 +131,18 @@ def notification_for(
 
 
 class PayEmulator:
-    def __init__(self, *, base_url: str, retry_delay: float = 0.5) -> None:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        retry_delay: float = 0.5,
+        transport: httpx.BaseTransport | None = None,
+        inline: bool = False,
+    ) -> None:
+        """``inline``: notify in the paying thread (a single-threaded driver such as the demo's
+        replay), not in a thread of its own."""
         self.base_url = base_url
+        self.inline = inline
         self.retry_delay = retry_delay
         self.lock = threading.Lock()
         self.merchants: dict[str, Merchant] = {}
@@ -142,7 +152,7 @@ class PayEmulator:
         self._in_flight = 0
         self._idle = threading.Condition(self.lock)
         self._closed = False
-        self._client = http_client(timeout=TIMEOUT)
+        self._client = http_client(timeout=TIMEOUT, transport=transport)
 
     def close(self) -> None:
         self._closed = True
@@ -307,7 +317,12 @@ class PayEmulator:
             item = Notification(out_trade_no)
             with self.lock:
                 self.notifications.append(item)
-            threading.Thread(target=self._deliver, args=(merchant, txn, item), daemon=True).start()
+            if self.inline:
+                self._deliver(merchant, txn, item)
+            else:
+                threading.Thread(
+                    target=self._deliver, args=(merchant, txn, item), daemon=True
+                ).start()
 
     def _deliver(self, merchant: Merchant, txn: Transaction, item: Notification) -> None:
         try:

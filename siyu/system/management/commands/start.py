@@ -43,6 +43,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-sandbox", action="store_true", help="do not run the local WeCom sandbox"
         )
+        parser.add_argument(
+            "--no-live", action="store_true", help="no live activity in the demo company"
+        )
+        parser.add_argument(
+            "--demo-customers", type=int, default=None, help="size of the demo's history"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         # A SIGTERM (systemd, `timeout`, a terminal closing) must stop the children too.
@@ -51,6 +57,17 @@ class Command(BaseCommand):
         children: list[subprocess.Popen[bytes]] = []
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": os.environ["DJANGO_SETTINGS_MODULE"]}
         sandbox_url = ""
+        demo = not options["no_demo"] and not options["no_sandbox"]
+        if demo:
+            # First start: half a year of history, replayed before the sandbox server takes over
+            # its state (later starts find the history and skip this).
+            sizes = {"customers": options["demo_customers"]} if options["demo_customers"] else {}
+            call_command(
+                "demo_world",
+                sandbox_port=options["sandbox_port"],
+                site_url=f"http://{options['addr']}",
+                **sizes,
+            )
         if not options["no_sandbox"]:
             # The demo company's WeCom is the local sandbox, kept in var/ across restarts.
             port = options["sandbox_port"]
@@ -83,6 +100,13 @@ class Command(BaseCommand):
                     env=env,
                 )
             )  # fmt: skip
+            if demo and not options["no_live"]:
+                children.append(
+                    subprocess.Popen(  # noqa: S603
+                        [sys.executable, "-m", "siyu", "demo_live", "--sandbox-url", sandbox_url],
+                        env=env,
+                    )
+                )
         self.stdout.write(
             self.style.SUCCESS(f"Siyu is starting at http://{options['addr']}/  (Ctrl-C stops)")
         )
