@@ -14,6 +14,7 @@ Analytics keys every number by source and never imports the apps that own the so
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
@@ -51,6 +52,14 @@ def source_names(kind: str) -> Callable[[NameResolver], NameResolver]:
         return func
 
     return register
+
+
+def model_names(model: Any, ids: list[str]) -> dict[str, str]:
+    """A resolver's usual body: ``{id: name}`` of the tenant's rows of ``model`` among ``ids``
+    (ids decoded from WeCom states are text; anything not a number names nothing)."""
+    pks = [int(i) for i in ids if i.isdigit()]
+    rows = model.objects.filter(pk__in=pks).values_list("pk", "name")
+    return {str(pk): str(name) for pk, name in rows}
 
 
 def scan_event(event_type: str, kind: str, resolve: ScanResolver) -> None:

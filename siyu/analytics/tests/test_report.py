@@ -15,6 +15,7 @@ from siyu.audit.models import AuditEntry
 from siyu.core import events as event_registry
 from siyu.core.errors import InvalidInput, NotFound, PermissionDenied
 from siyu.core.services import event_record
+from siyu.core.tenancy import tenant_context
 from siyu.customers.lifecycle import stage_set
 from siyu.testing.stories import Company
 
@@ -245,6 +246,26 @@ def test_apps_name_their_sources_lazily(in_acme: Company, monkeypatch: pytest.Mo
     deliver()
     labels = {row.key: row.label for row in october(in_acme["boss"]).rows}
     assert labels == {"ch:5": "门店海报", "ch:6": "渠道码 #6"}
+
+
+def test_codes_and_campaigns_are_named_by_their_own_apps(in_acme: Company, globex: Company) -> None:
+    from siyu.channels.models import ChannelCode
+    from siyu.fission.models import Campaign
+
+    code = ChannelCode.objects.create(name="门店海报", kind="single")
+    now = timezone.now()
+    campaign = Campaign.objects.create(
+        name="老带新", kind="task", starts_at=now, ends_at=now + timedelta(days=7)
+    )
+    with tenant_context(globex.tenant):
+        theirs = ChannelCode.objects.create(name="别家的码", kind="single")
+    keys = [("ch", str(code.pk)), ("fx", str(campaign.pk)), ("ch", str(theirs.pk)), ("ch", "x")]
+    assert sources.source_labels(keys) == {
+        ("ch", str(code.pk)): "门店海报",
+        ("fx", str(campaign.pk)): "老带新",
+        ("ch", str(theirs.pk)): f"渠道码 #{theirs.pk}",  # another tenant's code is not named
+        ("ch", "x"): "渠道码 #x",
+    }
 
 
 def test_other_tenants_see_nothing(in_acme: Company, globex: Company) -> None:
