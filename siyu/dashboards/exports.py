@@ -39,16 +39,5 @@ def panel_export(
 
 
 def _cells(found: Panel, row: list[Any]) -> list[Any]:
-    cells = []
-    for column, value in zip(found.columns, row, strict=True):
-        if value is None:
-            cells.append("")
-        elif column.unit == "fen":
-            cells.append(f"{value / 100:.2f}")
-        elif column.unit == "%":
-            cells.append(f"{value * 100:.1f}%")
-        elif isinstance(value, str):
-            cells.append(safe_cell(value))
-        else:
-            cells.append(value)
-    return cells
+    shown = [column.shown(value) for column, value in zip(found.columns, row, strict=True)]
+    return [safe_cell(v) if isinstance(v, str) and v else v for v in shown]

@@ -156,6 +156,16 @@ class Column:
     label: str
     unit: str = ""  # "fen", "%", or "" (a count / text)
 
+    def shown(self, value: Any) -> Any:
+        """The value as people read it: fen as yuan, ratios as percentages, "" for none."""
+        if value is None:
+            return ""
+        if self.unit == "fen":
+            return f"{value / 100:.2f}"
+        if self.unit == "%":
+            return f"{value * 100:.1f}%"
+        return value
+
 
 @dataclass
 class Panel:
@@ -167,6 +177,10 @@ class Panel:
     available: bool = True
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shown_rows(self) -> list[list[Any]]:
+        return [[c.shown(v) for c, v in zip(self.columns, row, strict=True)] for row in self.rows]
 
 
 def _days(filters: Filters) -> list[date]:

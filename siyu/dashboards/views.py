@@ -40,10 +40,11 @@ def dashboard_page(request: HttpRequest, staff: StaffMember) -> HttpResponse:
         filters = _filters(QueryDict())
     kind = selectors.dashboard_kind(staff)
     grain = "month" if request.GET.get("grain") == "month" else "week"
-    panels = [
-        panel_out(selectors.panel(staff, key, filters, grain=grain))
-        for key in selectors.ROLE_PANELS[kind]
+    found = [
+        selectors.panel(staff, key, filters, grain=grain) for key in selectors.ROLE_PANELS[kind]
     ]
+    # The charts read the raw rows; the tables show them as people read them (yuan, %).
+    panels = [{**panel_out(p), "shown_rows": p.shown_rows} for p in found]
     context = {
         "kind": kind,
         "panels": panels,

@@ -225,7 +225,7 @@ def test_from_channel_code_to_paid_order(
     row = channels.locator("tbody tr").first.locator("td")
     expect(row.nth(heads.index("订单"))).to_have_text("1")
     expect(row.nth(heads.index("付费客户"))).to_have_text("1")
-    expect(row.nth(heads.index("GMV"))).to_have_text("12800")  # the table shows fen, as stored
+    expect(row.nth(heads.index("GMV"))).to_have_text("128.00")  # yuan, as people read it
 
 
 def _status(page: Page, path: str) -> int:
