@@ -34,12 +34,14 @@ def customer_list(request: HttpRequest, staff: StaffMember) -> HttpResponse:
     unassigned = request.GET.get("unassigned") == "1"
     customers = selectors.customer_list(
         actor=staff, query=query, stage=stage, staff_id=staff_id, unassigned=unassigned
-    ).prefetch_related("relations__staff")
+    ).prefetch_related("relations__staff", "tags__tag")
     page = Paginator(customers, PAGE_SIZE).get_page(request.GET.get("page"))
     stages = lifecycle.stages()
     names = {s.key: s.name for s in stages}
     for customer in page:
         customer.stage_name = names.get(customer.stage, customer.stage)  # type: ignore[attr-defined]
+        # One badge per tag, though a tag may sit on several of the customer's relations.
+        customer.tag_names = sorted({t.tag.name for t in customer.tags.all()})  # type: ignore[attr-defined]
     return render(
         request,
         "customers/list.html",
