@@ -25,7 +25,5 @@ def http_client(
 ) -> httpx.Client:
     """An outbound client; ``transport`` replaces the network (the demo's replay hands the
     sandbox one that calls Siyu's WSGI application in process)."""
-    transport = transport or httpx.HTTPTransport(
-        socket_options=NO_DELAY, retries=0, verify=_tls()
-    )
+    transport = transport or httpx.HTTPTransport(socket_options=NO_DELAY, retries=0, verify=_tls())
     return httpx.Client(timeout=timeout, transport=transport, follow_redirects=False, **kwargs)  # type: ignore[arg-type]
