@@ -108,3 +108,31 @@ def test_a_lost_job_is_recovered_by_the_sweep(redis_worker: Celery, monkeypatch)
             lambda: EventDelivery.objects.filter(event=event, status=DeliveryStatus.DONE).exists()
         )
         assert Event.objects.filter(type=ECHO_TYPE, payload__echo_of=event.pk).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_keeps_its_database_connection_between_tasks_as_conn_max_age_says() -> None:
+    # Given the hooks a worker runs around each task: Celery's Django fixup's, and ours
+    from celery.fixups.django import DjangoFixup
+    from django.db import connection
+
+    from siyu.config.celery import app, close_old_db_connections
+
+    fixup = DjangoFixup(app).worker_fixup  # what a worker installs at start
+    task = app.tasks[sweep_event_deliveries.name]
+    connection.close()  # a fresh one: the test database's setup may have taken over 60 s
+    connection.ensure_connection()
+    opened = connection.connection
+
+    # When both run their before/after-task hooks (called directly: the worker tests above
+    # leave their own apps' hooks connected to the signals in this process)
+    for _ in range(2):
+        for hook in (fixup.on_task_prerun, fixup.on_task_postrun, close_old_db_connections):
+            hook(sender=task)
+
+    # Then the connection is kept while it is younger than CONN_MAX_AGE (PostgreSQL: 60 s), and
+    # closed after each task where the setting says so (SQLite: 0)
+    if connection.settings_dict["CONN_MAX_AGE"]:
+        assert connection.connection is opened
+    else:
+        assert connection.connection is None
