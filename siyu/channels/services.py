@@ -580,18 +580,19 @@ def channel_add_handle(*, relation: StaffRelation, event: Event, state: State) -
             )
     except IntegrityError:
         return  # this add was handled already
+    if code.status == CodeStatus.ACTIVE:
+        tenant_id = code.tenant_id
+        welcome_code = str(event.payload.get("welcome_code", ""))
+        if welcome_code:
+            _welcome_link(add, welcome_code, relation.external_userid)
+        tag_ids = list(code.tags.values_list("pk", flat=True))
+        if tag_ids:
+            customer = Customer.objects.get(pk=relation.customer_id)
+            tags_apply(customer, tag_ids, source="channel", staff=relation.staff)
+        transaction.on_commit(lambda: _enqueue_follow_up(tenant_id, add.pk))
+    # Last: every add through the code bumps this one row, and its lock is held until the
+    # commit; taken first, it made concurrent adds wait for each other's whole transaction.
     ChannelCode.objects.filter(pk=code.pk).update(adds_total=F("adds_total") + 1)
-    if code.status != CodeStatus.ACTIVE:
-        return
-    tenant_id = code.tenant_id
-    welcome_code = str(event.payload.get("welcome_code", ""))
-    if welcome_code:
-        _welcome_link(add, welcome_code, relation.external_userid)
-    tag_ids = list(code.tags.values_list("pk", flat=True))
-    if tag_ids:
-        customer = Customer.objects.get(pk=relation.customer_id)
-        tags_apply(customer, tag_ids, source="channel", staff=relation.staff)
-    transaction.on_commit(lambda: _enqueue_follow_up(tenant_id, add.pk))
 
 
 def _send_now(send_id: int) -> None:
@@ -673,15 +674,19 @@ def _welcome_done(send: WelcomeSend, status: str, reason: str, *, sent: bool) ->
 def _welcome_link(add: ChannelAdd, welcome_code: str, external_userid: str) -> None:
     """The add's processing (in its transaction): attach the add to the send the welcome lane
     recorded, or record and send it now if the lane's job was lost."""
-    send, created = WelcomeSend.objects.select_for_update().get_or_create(
-        welcome_code=welcome_code,
-        defaults={
-            "add": add,
-            "code": add.code,
-            "staff": add.staff,
-            "external_userid": external_userid,
-            "deadline": add.added_at + governor.WELCOME_CODE_TTL,
-        },
+    send, created = (
+        WelcomeSend.objects.select_for_update(of=("self",))
+        .select_related("staff")
+        .get_or_create(
+            welcome_code=welcome_code,
+            defaults={
+                "add": add,
+                "code": add.code,
+                "staff": add.staff,
+                "external_userid": external_userid,
+                "deadline": add.added_at + governor.WELCOME_CODE_TTL,
+            },
+        )
     )
     if created:
         # Sent by this worker right after the commit; a crash in between leaves it to the
@@ -844,7 +849,9 @@ def channel_add_follow_up(*, add_id: int, client: WeComClient | None = None) -> 
                 StaffRelation.objects.filter(pk=relation.pk).update(
                     **{k: v for k, v in body.items() if k in ("remark", "description")}
                 )
-        if code.kind == CodeKind.MULTI:
+        if code.kind == CodeKind.MULTI and code.daily_cap:
+            # Only a cap can make one more add change the pool (the clock and departures are
+            # the minute job's); the refresh locks the code's row, which every add contends for.
             channel_code_pool_refresh(code_id=code.pk, client=wecom)
     if not tenant.agent_id or not tenant.app_secret:
         return  # no self-built app configured: nothing to notify through

@@ -20,7 +20,11 @@ def _routed(event: Event) -> bool:
 @subscriber(CUSTOMER_ADDED, name="channels.route_add", applies=_routed, queue="channels")
 def route_add(event: Event) -> None:
     routed = handler_for(str(event.payload.get("state", "")))
-    relation = StaffRelation.objects.filter(pk=event.payload.get("relation_id")).first()
+    relation = (
+        StaffRelation.objects.select_related("staff")
+        .filter(pk=event.payload.get("relation_id"))
+        .first()
+    )
     if routed is None or relation is None:
         return
     handler, state = routed

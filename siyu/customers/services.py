@@ -113,16 +113,8 @@ def relation_added(
     out of order): the older add must not resurrect a later delete.
     """
     customer = customer_ensure(external_userid=external_userid)
-    relation, created = StaffRelation.objects.select_for_update().get_or_create(
-        staff=staff,
-        external_userid=external_userid,
-        defaults={"customer": customer, "added_at": at, "changed_at": at},
-    )
-    if not created and _is_stale(relation, at):
-        return None
-    status = RelationStatus.HALF if half else RelationStatus.ACTIVE
-    fields = {
-        "status": status,
+    fields: dict[str, Any] = {
+        "status": RelationStatus.HALF if half else RelationStatus.ACTIVE,
         "added_at": at,
         "changed_at": at,
         "deleted_at": None,
@@ -132,9 +124,17 @@ def relation_added(
         fields["state"] = state
     if add_way:
         fields["add_way"] = add_way
-    for key, value in {**fields, **(details or {})}.items():
-        setattr(relation, key, value)
-    relation.save()
+    fields.update(details or {})
+    # A first add is inserted whole: no second write of the row it just created.
+    relation, created = StaffRelation.objects.select_for_update().get_or_create(
+        staff=staff, external_userid=external_userid, defaults={"customer": customer, **fields}
+    )
+    if not created:
+        if _is_stale(relation, at):
+            return None
+        for key, value in fields.items():
+            setattr(relation, key, value)
+        relation.save()
     event_record(
         type=events.CUSTOMER_HALF_ADDED if half else events.CUSTOMER_ADDED,
         source=source,
