@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import shutil
 import signal
 import subprocess
@@ -197,9 +198,29 @@ def drive(sandbox_base: str, seconds: Scans) -> tuple[float, float, Scans]:
     return first, time.time(), accepted
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def workers_ready(names: list[str], timeout: float = 300) -> None:
+    """Wait until every worker answers a ping: on a loaded machine the niced workers took over
+    a minute to start, and scans sent before then measured their start-up, not the pipeline."""
+    from siyu.config.celery import app
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answered = {name for reply in app.control.ping(timeout=1) for name in reply}
+        if answered >= set(names):
+            return
+    raise SystemExit(f"workers did not start: {sorted(set(names) - answered)}")
+
+
 def measure(
     total: int, channel_adds: int, truth: Counter[str], first_scan: float, settle: float
 ) -> dict[str, Any]:
+    from django.db import connection
+
     from siyu.channels.models import ChannelAdd, WelcomeSend, WelcomeStatus
     from siyu.core.models import DeliveryStatus, EventDelivery
     from siyu.fission.models import Participant
@@ -243,6 +264,9 @@ def measure(
         return [(at - adds[c]).total_seconds() for c, at in done.items() if c in adds]
 
     span = (created[-1].timestamp() - first_scan) if created else float("nan")
+    with connection.cursor() as cursor:  # a fresh database: its counters start at zero
+        cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        sessions = cursor.fetchone()[0]
     counted = dict(Participant.unscoped.values_list("config_id", "counted"))
     wrong = {c: (counted.get(c, 0), n) for c, n in truth.items() if counted.get(c, 0) != n}
     wrong |= {c: (n, 0) for c, n in counted.items() if n and c not in truth}
@@ -251,6 +275,7 @@ def measure(
         "fission_counted": sum(counted.values()),
         "fission_wrong": wrong,
         "adds": len(adds),
+        "sessions": sessions,
         "rate": len(adds) / span if created else 0.0,
         "span": span,
         "outcome": outcome,
@@ -300,6 +325,7 @@ def main() -> None:
     if broker.dbsize():
         raise SystemExit(f"{args.broker_url} is not empty; pick a free Redis database")
     env = fresh_siyu(workdir, args.database_url, args.broker_url)
+    cpu_before = _children_cpu()
     from siyu.channels.models import ChannelCode
 
     port = free_port()
@@ -342,7 +368,7 @@ def main() -> None:
                 )
             )  # fmt: skip
         wait_until_up(base + "/healthz")
-        time.sleep(3)  # the workers connect to the broker
+        workers_ready([f"{q}@bench" for q in ("callbacks", "welcome", "channels", "celery")])
         plan = ramp(args.adds, args.start_rate, args.peak)
         seconds = scans_for(plan, config_id, participants, args.fission_share, args.seed)
         progress(f"ramp: {plan[:8]}… over {len(plan)} s")
@@ -360,8 +386,12 @@ def main() -> None:
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()
         broker.flushdb()
         shutil.rmtree(workdir, ignore_errors=True)
+    # Every process started above has exited and been waited for: their CPU, pool children's
+    # included. Less sensitive to the other load on a shared machine than the rates are.
+    cpu = _children_cpu() - cpu_before
 
     print(
         f"machine: {os.cpu_count()} cores, load average {load_before} before / "
@@ -383,6 +413,11 @@ def main() -> None:
         f"{result['fission_invites']} over {args.participants} participants; "
         f"{len(result['fission_wrong'])} participants differ {result['fission_wrong']} |"
     )
+    print(
+        f"| CPU of the sandbox, gunicorn and workers (PostgreSQL and Redis not counted) | "
+        f"{cpu:.0f} s = {1000 * cpu / max(result['adds'], 1):.0f} ms per add processed |"
+    )
+    print(f"| PostgreSQL connections opened (pg_stat_database.sessions) | {result['sessions']} |")
     for label, key in (
         ("add → welcome sent", "welcome_lag"),
         ("add → channel tags in Siyu", "tag_lag"),
