@@ -60,7 +60,10 @@ def redis_broker(packages: list[str], *, db: int) -> Iterator[Celery]:
     try:
         yield app
     finally:
+        # Celery's test worker makes its app every thread's default, not just current: a live
+        # server thread would otherwise queue Siyu's jobs on this (flushed) broker.
         main_app.set_current()
+        main_app.set_default()
         client.flushdb()
 
 

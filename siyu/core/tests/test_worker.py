@@ -59,7 +59,10 @@ def redis_worker() -> Iterator[Celery]:
         with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
             yield app
     finally:
+        # Celery's test worker makes its app every thread's default, not just current: a live
+        # server thread would otherwise queue Siyu's jobs on this (flushed) broker.
         main_app.set_current()
+        main_app.set_default()
         client.flushdb()
 
 
