@@ -29,13 +29,12 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from harness import ROOT, percentile, progress
+from harness import ensure_database, percentile, progress, setup_django
 
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/siyu_bench_dashboards"
 STAFF = 200
@@ -75,27 +74,6 @@ MIX = [
     ("order.refunded", 1),
 ]
 BULK_TABLES = ("dashboards_metricday", "dashboards_cohortcell", "dashboards_customertrack")
-
-
-def ensure_database(url: str) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def setup_django(url: str) -> None:
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "siyu.config.test_settings")
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def generate(cur: Any, customers: int, days: int) -> dict[str, int]:

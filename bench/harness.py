@@ -1,4 +1,5 @@
-"""What the loopback benchmarks share: a fresh Siyu on PostgreSQL + Redis, ports, percentiles."""
+"""What the benchmarks share: their PostgreSQL database and Django set-up, a fresh Siyu on
+PostgreSQL + Redis for the loopback ones, ports, percentiles."""
 
 from __future__ import annotations
 
@@ -16,6 +17,32 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def progress(what: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {what}", file=sys.stderr, flush=True)
+
+
+def ensure_database(url: str, *, fresh: bool = False) -> None:
+    """Create the benchmark's database if it is missing (``fresh``: drop it first)."""
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+        if fresh:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def setup_django(url: str) -> None:
+    """Django in this process on ``url``, migrated; logs only errors (the progress lines speak)."""
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "siyu.config.test_settings")
+    os.environ.setdefault("LOG_LEVEL", "ERROR")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
 
 
 def free_port() -> int:

@@ -26,48 +26,14 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from harness import ensure_database, percentile, progress, setup_django
+
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/siyu_bench_sop"
 STAFF = 200
-
-
-def progress(what: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {what}", file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], pct: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
-
-
-def fresh_database(url: str) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def setup_django(url: str) -> None:
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "siyu.config.test_settings")
-    os.environ.setdefault("LOG_LEVEL", "ERROR")
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def generate(customers: int, due: int) -> Any:
@@ -312,7 +278,7 @@ def main() -> None:
     args = parser.parse_args()
 
     begun = time.perf_counter()
-    fresh_database(args.database_url)
+    ensure_database(args.database_url, fresh=True)
     setup_django(args.database_url)
     from django.db import connection, transaction
     from django.utils import timezone
