@@ -8,7 +8,7 @@ import random
 import time
 
 from siyu.core.tenancy import tenant_context
-from siyu.customers.models import RelationStatus, StaffRelation
+from siyu.customers.models import IdentityKind, RelationStatus, StaffRelation
 from siyu.demo.replay import Company, Friend, RemoteStage, Tally
 
 # What happens, how often: mostly new friends, some reading and buying, a few leaving.
@@ -47,5 +47,7 @@ def _someone(rng: random.Random) -> Friend | None:
     if not total:
         return None
     relation = relations.select_related("staff", "customer").order_by("pk")[rng.randrange(total)]
-    unionid = relation.customer.identities.filter(kind="unionid").values_list("value", flat=True)
+    unionid = relation.customer.identities.filter(kind=IdentityKind.UNIONID).values_list(
+        "value", flat=True
+    )
     return Friend(relation.external_userid, relation.staff.userid, next(iter(unionid), ""))

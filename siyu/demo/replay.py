@@ -30,7 +30,7 @@ from django.core.management import call_command
 from django.db import connection, connections
 from django.utils import timezone
 
-from siyu.accounts.models import StaffMember
+from siyu.accounts.models import Role, StaffMember
 from siyu.core.models import Tenant
 from siyu.core.tenancy import tenant_context
 from siyu.customers.models import Customer, CustomerIdentity, IdentityKind
@@ -158,7 +158,7 @@ class Company:
 
     def load(self) -> None:
         """What the company has, read back (the live activity starts from a replayed one)."""
-        from siyu.channels.models import ChannelCode
+        from siyu.channels.models import ChannelCode, CodeStatus
         from siyu.content.models import ContentItem
         from siyu.shop.models import Sku
 
@@ -170,7 +170,9 @@ class Company:
             weights = {c.name: c.weight for c in cast.CODES}
             self.codes = [
                 (code, weights.get(code.name, 0.1))
-                for code in ChannelCode.objects.filter(status="active").exclude(config_id="")
+                for code in ChannelCode.objects.filter(status=CodeStatus.ACTIVE).exclude(
+                    config_id=""
+                )
             ]
             self.articles = list(ContentItem.objects.filter(kind="article", archived_at=None))
             self.skus = list(Sku.objects.filter(is_active=True))
@@ -275,6 +277,9 @@ class Replay(Company):
         today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
         self.start = today - timedelta(days=self.plan.days)
         end = today.timestamp()  # history stops at midnight; what comes later is live
+        from siyu.config.celery import app
+
+        app.loader.import_default_modules()  # the tasks modules, as a worker loads them
         with time_machine.travel(self.start + timedelta(hours=8), tick=False) as traveller:
             self._setup()
             self._schedule()
@@ -329,7 +334,7 @@ class Replay(Company):
     def _team(self, department: int) -> list[StaffMember]:
         """The department's sales members, the demo's own staff login first: whoever signs in
         as ``staff`` has customers of their own."""
-        members = StaffMember.objects.filter(departments__wecom_id=department, role="staff")
+        members = StaffMember.objects.filter(departments__wecom_id=department, role=Role.STAFF)
         return sorted(members, key=lambda m: (m.userid != "staff", m.userid))
 
     def _codes(self) -> None:
@@ -521,7 +526,6 @@ class Replay(Company):
         nothing to heal when no callback was lost)."""
         from siyu.config.celery import app
 
-        app.loader.import_default_modules()  # the tasks modules, as a worker loads them
         sunday = timezone.localtime().weekday() == 6
         skip = set() if last else {"reconcile-wecom-nightly"}
         if not (last or sunday):

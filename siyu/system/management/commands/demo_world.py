@@ -67,13 +67,14 @@ class Command(BaseCommand):
 def _bar(out: Any, started: float) -> Any:
     width = max(min(shutil.get_terminal_size().columns - 50, 40), 10)
     live = sys.stderr.isatty()
-    last = [0.0]
+    last = 0.0
 
     def show(done: int, total: int, label: str) -> None:
+        nonlocal last
         now = time.monotonic()
-        if not live and now - last[0] < 5 and done < total:
+        if not live and now - last < 5 and done < total:
             return  # a log, not a terminal: a line every few seconds
-        last[0] = now
+        last = now
         filled = int(width * done / max(total, 1))
         line = (
             f"回放示例公司历史 [{'#' * filled}{'.' * (width - filled)}] "
