@@ -4,8 +4,7 @@ from collections import defaultdict
 from datetime import date, timedelta
 from typing import Any
 
-from django.db import IntegrityError, models, transaction
-from django.db.models import F
+from django.db import connection, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -42,6 +41,10 @@ from siyu.dashboards.rollup import (
 MAX_GOAL_DAYS = 3 * 366
 MAX_RELATIVE_PERCENT = 1000.0
 
+# A rollup cell's key (member and source first, as ``_CELL`` lists them) → amounts to add.
+Cells = dict[tuple[Any, ...], list[int]]
+_CELL = ("staff_id", "source_kind", "source_id")
+
 
 def rollup_apply(*, event: Event) -> Outcome:
     """Apply one event to the rollups. Runs inside the event delivery's transaction, which also
@@ -55,47 +58,62 @@ def rollup_apply(*, event: Event) -> Outcome:
     out = apply(event, _track(row) if row else None, Context(stage_order=order))
     if out.track is not None:
         _save_track(out.track, row)
-    for delta in out.deltas:
-        cell = {
-            "staff_id": delta.staff_id,
-            "source_kind": delta.source[0],
-            "source_id": delta.source[1],
-            "metric": delta.metric,
-        }
-        _bump(
-            MetricDay, {**cell, "day": delta.day, "subject": delta.subject}, {"value": delta.value}
-        )
-        if is_balance(delta.metric):
-            _bump(MetricMonth, {**cell, "month": month_start(delta.day)}, {"value": delta.value})
-    for cohort in out.cohorts:
-        _bump(CohortCell, _cohort_cell(cohort), {"size": cohort.size, "lost": cohort.lost})
+    days: Cells = defaultdict(lambda: [0])
+    months: Cells = defaultdict(lambda: [0])
+    cohorts: Cells = defaultdict(lambda: [0, 0])
+    for d in out.deltas:
+        days[(d.staff_id, *d.source, d.day, d.metric, d.subject)][0] += d.value
+        if is_balance(d.metric):
+            months[(d.staff_id, *d.source, month_start(d.day), d.metric)][0] += d.value
+    for c in out.cohorts:
+        counts = cohorts[(c.staff_id, *c.source, c.grain, c.period, c.offset)]
+        counts[0] += c.size
+        counts[1] += c.lost
+    _add_to_cells(MetricDay, (*_CELL, "day", "metric", "subject"), ("value",), days)
+    _add_to_cells(MetricMonth, (*_CELL, "month", "metric"), ("value",), months)
+    _add_to_cells(CohortCell, (*_CELL, "grain", "period", "offset"), ("size", "lost"), cohorts)
     return out
 
 
-def _cohort_cell(cohort: Any) -> dict[str, Any]:
-    return {
-        "grain": cohort.grain,
-        "period": cohort.period,
-        "staff_id": cohort.staff_id,
-        "source_kind": cohort.source[0],
-        "source_id": cohort.source[1],
-        "offset": cohort.offset,
-    }
-
-
-def _bump(model: type[models.Model], cell: dict[str, Any], values: dict[str, int]) -> None:
-    """Add ``values`` to one cell: a single conditional UPDATE, or the cell's creation; a
-    concurrent creator is answered by incrementing."""
-    manager = model.objects  # type: ignore[attr-defined]
-    changes = {name: F(name) + value for name, value in values.items()}
-    if manager.filter(**cell).update(**changes):
-        return
-    try:
-        with transaction.atomic():
-            manager.create(**cell, **values)
-    except IntegrityError:
-        if not manager.filter(**cell).update(**changes):
-            raise
+def _add_to_cells(
+    model: type[models.Model], key: tuple[str, ...], amounts: tuple[str, ...], cells: Cells
+) -> None:
+    """Add each cell's amounts to its row of ``model``, creating the rows missing: one upsert per
+    group of cells with and without a member, because each group has its own partial unique
+    index (``_once``). ``key`` names the columns of that index besides the tenant; every other
+    column of the model is in ``amounts``. Exact under concurrency: a row another transaction
+    inserts meanwhile is waited for and incremented, never a duplicate nor an error."""
+    # Raw SQL because the ORM cannot say "insert, or add to the row already there" (bulk_create's
+    # update_conflicts overwrites, and cannot name a partial index). Only identifiers from the
+    # model are interpolated; every value is a bound parameter. Rows go in key order so that
+    # transactions sharing cells lock them in the same order.
+    qn = connection.ops.quote_name
+    table = qn(model._meta.db_table)
+    columns = ("tenant_id", *key, *amounts)
+    by_column = {field.attname: field for field in model._meta.concrete_fields}
+    fields = [by_column[name] for name in columns]
+    tenant_id = get_current_tenant().pk
+    staff = key.index("staff_id")
+    for attributed in (True, False):
+        group = sorted(item for item in cells.items() if (item[0][staff] is not None) == attributed)
+        if not group:
+            continue
+        target = [name for name in ("tenant_id", *key) if attributed or name != "staff_id"]
+        row = "(" + ", ".join(["%s"] * len(columns)) + ")"
+        sql = (
+            f"INSERT INTO {table} ({', '.join(qn(name) for name in columns)}) "  # noqa: S608
+            f"VALUES {', '.join([row] * len(group))} "
+            f"ON CONFLICT ({', '.join(qn(name) for name in target)}) "
+            f"WHERE {qn('staff_id')} IS {'NOT NULL' if attributed else 'NULL'} DO UPDATE SET "
+            + ", ".join(f"{qn(a)} = {table}.{qn(a)} + EXCLUDED.{qn(a)}" for a in amounts)
+        )
+        params = [
+            field.get_db_prep_save(value, connection)
+            for cell, added in group
+            for field, value in zip(fields, (tenant_id, *cell, *added), strict=True)
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
 
 
 def _track(row: CustomerTrack) -> Track:
