@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, time, timedelta
 from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -638,13 +638,14 @@ def _nickname(wecom: WeComClient, send: WelcomeSend) -> str:
     return str(profile["external_contact"].get("name", ""))
 
 
-def _welcome_event(send: WelcomeSend) -> None:
+def _welcome_event(send: WelcomeSend, customer_id: int) -> None:
     """The customer's ``welcome.sent``/``failed`` once both the outcome and the add (which knows
-    the customer) are there: whichever of the two comes second records it."""
+    the customer) are there: whichever of the two comes second records it (both may: the
+    idempotency key keeps one)."""
     event_record(
         type=events.WELCOME_SENT if send.status == WelcomeStatus.SENT else events.WELCOME_FAILED,
         source="system",
-        customer_id=send.add.customer_id if send.add else None,
+        customer_id=customer_id,
         idempotency_key=f"welcome:{send.pk}",
         payload={"code_id": send.code_id, "staff_userid": send.staff.userid, "reason": send.reason},
     )
@@ -654,21 +655,23 @@ _DONE = (WelcomeStatus.SENT, WelcomeStatus.FAILED)
 
 
 def _welcome_done(send: WelcomeSend, status: str, reason: str, *, sent: bool) -> None:
-    with transaction.atomic():
-        # Locked, so this and _welcome_link (the add's processing) see each other's write.
-        row = (
-            WelcomeSend.objects.select_for_update(of=("self",))
-            .select_related("add", "staff")
-            .filter(pk=send.pk, status=WelcomeStatus.SENDING)
-            .first()
-        )
-        if row is None:
-            return
-        row.status, row.reason = status, reason[:200]
-        row.sent_at = timezone.now() if sent else None
-        row.save(update_fields=["status", "reason", "sent_at"])
-        if row.add is not None:
-            _welcome_event(row)
+    """Record the outcome of the claimed ``send``. Two autocommit statements: the UPDATE waits
+    for _welcome_link's row lock if the add's processing holds it, so the add it links is seen
+    by the read that follows; a link that comes later sees the outcome instead."""
+    send.status, send.reason = status, reason[:200]
+    send.sent_at = timezone.now() if sent else None
+    done = WelcomeSend.objects.filter(pk=send.pk, status=WelcomeStatus.SENDING).update(
+        status=send.status, reason=send.reason, sent_at=send.sent_at
+    )
+    if not done:
+        return
+    customer_id = (
+        WelcomeSend.objects.filter(pk=send.pk, add__isnull=False)
+        .values_list("add__customer_id", flat=True)
+        .first()
+    )
+    if customer_id is not None:
+        _welcome_event(send, customer_id)
 
 
 def _welcome_link(add: ChannelAdd, welcome_code: str, external_userid: str) -> None:
@@ -697,7 +700,7 @@ def _welcome_link(add: ChannelAdd, welcome_code: str, external_userid: str) -> N
         send.add = add
         send.save(update_fields=["add"])
         if send.status in _DONE:
-            _welcome_event(send)
+            _welcome_event(send, add.customer_id)
 
 
 def welcome_fast_lane(arrival: WelcomeCodeArrived) -> str:
@@ -712,18 +715,23 @@ def welcome_fast_lane(arrival: WelcomeCodeArrived) -> str:
     staff = StaffMember.objects.filter(userid=arrival.userid).first()
     if code is None or staff is None or code.status != CodeStatus.ACTIVE:
         return "not_ours"  # the processing creates the member / skips paused codes
+    # Recorded already claimed: the unique code makes this job its one sender. A savepoint only
+    # inside a caller's transaction (eager jobs); the lane's own INSERT is a statement alone.
+    savepoint = transaction.atomic() if connection.in_atomic_block else nullcontext()
     try:
-        with transaction.atomic():
+        with savepoint:
             send = WelcomeSend.objects.create(
                 welcome_code=arrival.welcome_code,
                 code=code,
                 staff=staff,
                 external_userid=arrival.external_userid,
                 deadline=arrival.at + governor.WELCOME_CODE_TTL,
+                status=WelcomeStatus.SENDING,
+                attempts=1,
             )
     except IntegrityError:
         return "skipped"  # a redelivered job, or the processing got there first
-    return welcome_send(send_id=send.pk)
+    return _welcome_deliver(send)
 
 
 def welcome_send(*, send_id: int, client: WeComClient | None = None) -> str:
@@ -733,7 +741,6 @@ def welcome_send(*, send_id: int, client: WeComClient | None = None) -> str:
     (or is) sending one for this code already: done, not retried. A transient failure goes
     back to pending and is tried again only while the window is open.
     """
-    now = timezone.now()
     send = WelcomeSend.objects.select_related("add", "code", "staff").filter(pk=send_id).first()
     if send is None or send.status != WelcomeStatus.PENDING:
         return "skipped"
@@ -742,7 +749,12 @@ def welcome_send(*, send_id: int, client: WeComClient | None = None) -> str:
     )
     if claimed != 1:
         return "skipped"
-    if now + WELCOME_MARGIN > send.deadline:
+    return _welcome_deliver(send, client=client)
+
+
+def _welcome_deliver(send: WelcomeSend, *, client: WeComClient | None = None) -> str:
+    """Send the claimed (``sending``) ``send`` unless its window has closed."""
+    if timezone.now() + WELCOME_MARGIN > send.deadline:
         _welcome_done(send, WelcomeStatus.FAILED, "expired", sent=False)
         return "expired"
     code = send.code
