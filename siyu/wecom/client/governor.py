@@ -2,18 +2,26 @@
 
 WeCom's limits are the physics (see shared/wecom/README.md §A): per corp and API at most
 10,000 calls a minute and 150,000 an hour, tighter for some endpoints; exceeding them blocks the
-API for the rest of the window (45009). Counting our own calls atomically in the database lets
-every worker process share one budget and stop *before* WeCom blocks us. Quotas that are not
-call rates — the per-customer mass-send cap, reminders, the welcome-code window, the contact-way
-quota — are pure functions here, so the console can tell the operator beforehand what a plan
-would exceed.
+API for the rest of the window (45009). Counting our own calls atomically in one shared place
+lets every worker process share one budget and stop *before* WeCom blocks us: the database by
+default (it works everywhere, SQLite included), or Redis when ``SIYU_WECOM_RATE_REDIS_URL`` is
+set. In the database each call is two committed row updates on rows every lane shares, which a
+burst of adds turns into lock waits on the welcome lane; in Redis it is one round trip.
+
+Quotas that are not call rates — the per-customer mass-send cap, reminders, the welcome-code
+window, the contact-way quota — are pure functions here, so the console can tell the operator
+beforehand what a plan would exceed.
 """
 
 import calendar
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import cache
+from typing import Protocol
 
+import redis
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -22,6 +30,7 @@ from django.utils import timezone
 from siyu.wecom.client.errors import RateLimited
 from siyu.wecom.models import RateWindow
 
+logger = logging.getLogger(__name__)
 LOCAL_RATE_LIMIT_ERRCODE = 45009
 
 
@@ -67,32 +76,129 @@ def _window_start(now: datetime, window: str) -> datetime:
     return now.replace(minute=0, second=0, microsecond=0)
 
 
-def _take(tenant_id: int, api: str, window: str, limit: int, now: datetime) -> bool:
-    start = _window_start(now, window)
-    key = {"tenant_id": tenant_id, "api": api, "window": window, "window_start": start}
-    if RateWindow.unscoped.filter(**key, count__lt=limit).update(count=F("count") + 1):
-        return True
-    try:
-        with transaction.atomic():
-            RateWindow.unscoped.create(**key, count=1)
-        return limit >= 1
-    except IntegrityError:
-        # The window exists and is full (or filled up between our two statements).
-        return bool(RateWindow.unscoped.filter(**key, count__lt=limit).update(count=F("count") + 1))
+@dataclass(frozen=True)
+class Window:
+    name: str  # "minute" or "hour"
+    start: datetime
+    limit: int
+
+
+class CallCounts(Protocol):
+    def take(self, tenant_id: int, api: str, windows: list[Window]) -> Window | None:
+        """Count one call in every window; the first full window instead (nothing counted)."""
+
+    def used(self, tenant_id: int, api: str, window: Window) -> int: ...
+
+
+class DatabaseCallCounts:
+    """A row per (tenant, api, window): a conditional increment, or the row's creation."""
+
+    def take(self, tenant_id: int, api: str, windows: list[Window]) -> Window | None:
+        for window in windows:
+            if not self._take_one(tenant_id, api, window):
+                return window
+        return None
+
+    def _take_one(self, tenant_id: int, api: str, window: Window) -> bool:
+        key = {"tenant_id": tenant_id, "api": api, "window": window.name}
+        key["window_start"] = window.start
+        rows = RateWindow.unscoped.filter(**key, count__lt=window.limit)
+        if rows.update(count=F("count") + 1):
+            return True
+        try:
+            with transaction.atomic():
+                RateWindow.unscoped.create(**key, count=1)
+            return window.limit >= 1
+        except IntegrityError:
+            # The window exists and is full (or filled up between our two statements).
+            return bool(rows.update(count=F("count") + 1))
+
+    def used(self, tenant_id: int, api: str, window: Window) -> int:
+        row = RateWindow.unscoped.filter(
+            tenant_id=tenant_id, api=api, window=window.name, window_start=window.start
+        ).first()
+        return row.count if row else 0
+
+
+# KEYS: one counter per window; ARGV: limit and time to live of each, in turn. All or nothing:
+# a full window takes back what this call added to the windows before it.
+_TAKE_SCRIPT = """
+for i, key in ipairs(KEYS) do
+  local count = redis.call('INCR', key)
+  if count == 1 then redis.call('EXPIRE', key, ARGV[2 * i]) end
+  if count > tonumber(ARGV[2 * i - 1]) then
+    for j = 1, i do redis.call('DECR', KEYS[j]) end
+    return i
+  end
+end
+return 0
+"""
+_TTL = {"minute": 120, "hour": 3660}  # past the window's end, so a slow clock still finds it
+
+
+class RedisCallCounts:
+    """A counter per (tenant, api, window) in Redis, taken by one script: one round trip."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self._redis = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        self._take_script = self._redis.register_script(_TAKE_SCRIPT)
+        self._prefix = prefix
+
+    def _key(self, tenant_id: int, api: str, window: Window) -> str:
+        return f"{self._prefix}:{tenant_id}:{api}:{window.name}:{int(window.start.timestamp())}"
+
+    def take(self, tenant_id: int, api: str, windows: list[Window]) -> Window | None:
+        keys = [self._key(tenant_id, api, w) for w in windows]
+        args = [value for w in windows for value in (w.limit, _TTL[w.name])]
+        full = int(self._take_script(keys=keys, args=args))
+        return windows[full - 1] if full else None
+
+    def used(self, tenant_id: int, api: str, window: Window) -> int:
+        return int(self._redis.get(self._key(tenant_id, api, window)) or 0)
+
+
+_DATABASE = DatabaseCallCounts()
+
+
+@cache
+def _redis_counts(url: str, prefix: str) -> RedisCallCounts:
+    return RedisCallCounts(url, prefix)
+
+
+def call_counts() -> CallCounts:
+    url = settings.SIYU_WECOM_RATE_REDIS_URL
+    return _redis_counts(url, settings.SIYU_WECOM_RATE_REDIS_PREFIX) if url else _DATABASE
+
+
+def _windows(api: str, now: datetime) -> list[Window]:
+    limit = limit_for(api)
+    return [
+        Window("minute", _window_start(now, "minute"), limit.per_minute),
+        Window("hour", _window_start(now, "hour"), limit.per_hour),
+    ]
 
 
 def acquire(tenant_id: int, api: str, *, now: datetime | None = None) -> None:
     """Count one call to ``api``, or raise ``RateLimited`` if it would exceed a limit."""
     now = now or timezone.now()
-    limit = limit_for(api)
-    if not _take(tenant_id, api, "minute", limit.per_minute, now):
-        retry = 60 - now.second
-        raise RateLimited(
-            LOCAL_RATE_LIMIT_ERRCODE, "minute budget used", retry_after=retry, api=api
-        )
-    if not _take(tenant_id, api, "hour", limit.per_hour, now):
-        retry = 3600 - (now.minute * 60 + now.second)
-        raise RateLimited(LOCAL_RATE_LIMIT_ERRCODE, "hour budget used", retry_after=retry, api=api)
+    windows = _windows(api, now)
+    counts = call_counts()
+    try:
+        full = counts.take(tenant_id, api, windows)
+    except redis.RedisError:
+        # Redis is away: count in the database rather than call WeCom uncounted.
+        logger.warning("rate counts: Redis unavailable, counting %s in the database", api)
+        full = _DATABASE.take(tenant_id, api, windows)
+    if full is None:
+        return
+    elapsed = now - full.start
+    length = 60 if full.name == "minute" else 3600
+    raise RateLimited(
+        LOCAL_RATE_LIMIT_ERRCODE,
+        f"{full.name} budget used",
+        retry_after=length - int(elapsed.total_seconds()),
+        api=api,
+    )
 
 
 @dataclass(frozen=True)
@@ -109,16 +215,13 @@ def check_plan(
 ) -> list[Exceedance]:
     """What a plan of ``{api: number of calls}`` would exceed in the current windows."""
     now = now or timezone.now()
+    counts = call_counts()
     found = []
     for api, calls in planned.items():
-        limit = limit_for(api)
-        for window, cap in (("minute", limit.per_minute), ("hour", limit.per_hour)):
-            row = RateWindow.unscoped.filter(
-                tenant_id=tenant_id, api=api, window=window, window_start=_window_start(now, window)
-            ).first()
-            used = row.count if row else 0
-            if used + calls > cap:
-                found.append(Exceedance(api, window, used, calls, cap))
+        for window in _windows(api, now):
+            used = counts.used(tenant_id, api, window)
+            if used + calls > window.limit:
+                found.append(Exceedance(api, window.name, used, calls, window.limit))
     return found
 
 

@@ -1,10 +1,16 @@
 """The WeCom client against the sandbox over real HTTP."""
 
+import threading
+import uuid
+from collections.abc import Iterator
+
 import pytest
+import redis
 
 from siyu.sandbox.client import SandboxControl
 from siyu.sandbox.httpd import Sandbox
 from siyu.testing.stories import Company
+from siyu.testing.worker import CORE_WORKER_DB, redis_url
 from siyu.wecom.client import governor
 from siyu.wecom.client.client import WeComClient
 from siyu.wecom.client.errors import (
@@ -92,8 +98,27 @@ def test_wecom_rate_limit_is_not_spun_on(
     assert err.value.retry_after > 0
 
 
+@pytest.fixture
+def redis_counts(settings) -> Iterator[None]:
+    """The governor counting in Redis, under keys of its own (removed after)."""
+    settings.SIYU_WECOM_RATE_REDIS_URL = redis_url(CORE_WORKER_DB)
+    settings.SIYU_WECOM_RATE_REDIS_PREFIX = prefix = f"test-rate-{uuid.uuid4().hex}"
+    yield
+    server = redis.Redis.from_url(settings.SIYU_WECOM_RATE_REDIS_URL)
+    for key in server.scan_iter(f"{prefix}:*"):
+        server.delete(key)
+
+
+@pytest.fixture(params=["database", "redis"])
+def call_counts(request: pytest.FixtureRequest) -> str:
+    """The governor counting in the database, then in Redis."""
+    if request.param == "redis":
+        request.getfixturevalue("redis_counts")
+    return str(request.param)
+
+
 def test_the_governor_refuses_before_wecom_would(
-    client: WeComClient, sandbox: Sandbox, settings
+    client: WeComClient, sandbox: Sandbox, settings, call_counts: str
 ) -> None:
     settings.SIYU_WECOM_RATE_LIMITS = {"externalcontact/get_follow_user_list": {"per_minute": 2}}
     client.follow_user_list()
@@ -103,6 +128,54 @@ def test_the_governor_refuses_before_wecom_would(
     assert sandbox.calls["externalcontact/get_follow_user_list"] == 2  # the third never left
     plan = governor.check_plan(client.tenant_id, {"externalcontact/get_follow_user_list": 5})
     assert [(e.window, e.used, e.limit) for e in plan] == [("minute", 2, 2)]
+
+
+def test_a_full_hour_takes_back_the_minute_it_counted(
+    client: WeComClient, settings, call_counts: str
+) -> None:
+    api = "externalcontact/get_follow_user_list"
+    settings.SIYU_WECOM_RATE_LIMITS = {api: {"per_minute": 5, "per_hour": 2}}
+    governor.acquire(client.tenant_id, api)
+    governor.acquire(client.tenant_id, api)
+    with pytest.raises(RateLimited) as err:
+        governor.acquire(client.tenant_id, api)
+    assert "hour" in err.value.errmsg
+    used = {e.window: e.used for e in governor.check_plan(client.tenant_id, {api: 10})}
+    # The database keeps a minute counted by a call the hour refused; Redis takes it back.
+    assert used == {"minute": 3 if call_counts == "database" else 2, "hour": 2}
+
+
+def test_concurrent_callers_never_exceed_the_redis_budget(
+    client: WeComClient, settings, redis_counts: None
+) -> None:
+    api = "externalcontact/get"
+    settings.SIYU_WECOM_RATE_LIMITS = {api: {"per_minute": 50}}
+    taken: list[bool] = []
+
+    def caller() -> None:
+        for _ in range(20):
+            try:
+                governor.acquire(client.tenant_id, api)
+                taken.append(True)
+            except RateLimited:
+                taken.append(False)
+
+    threads = [threading.Thread(target=caller) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert taken.count(True) == 50
+    assert taken.count(False) == 50
+
+
+def test_redis_away_counts_in_the_database(client: WeComClient, settings) -> None:
+    settings.SIYU_WECOM_RATE_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    governor.acquire(client.tenant_id, "externalcontact/get")
+    plan = governor.check_plan
+    settings.SIYU_WECOM_RATE_REDIS_URL = ""
+    used = {e.window: e.used for e in plan(client.tenant_id, {"externalcontact/get": 10**6})}
+    assert used == {"minute": 1, "hour": 1}
 
 
 def test_governor_limits_can_only_be_tightened(settings) -> None:
