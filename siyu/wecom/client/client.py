@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from django.conf import settings
 
-from siyu.core.http import http_client
+from siyu.core.http import shared_http_client
 from siyu.wecom.client import governor
 from siyu.wecom.client.errors import (
     NotExternalContact,
@@ -57,7 +57,9 @@ class WeComClient:
         self.tenant_id = tenant_id
         self.max_retries = settings.SIYU_WECOM_MAX_RETRIES if max_retries is None else max_retries
         self.backoff = backoff
-        self._http = http or http_client(timeout=timeout or settings.SIYU_WECOM_TIMEOUT_SECONDS)
+        self._http = http or shared_http_client(
+            timeout=timeout or settings.SIYU_WECOM_TIMEOUT_SECONDS
+        )
 
     @classmethod
     def for_tenant(cls, tenant: Tenant, *, app: str = "contact", **kwargs: Any) -> WeComClient:
@@ -73,7 +75,8 @@ class WeComClient:
         )
 
     def close(self) -> None:
-        self._http.close()
+        """Nothing to release: the connection pool is the process's (``shared_http_client``);
+        a client handed in belongs to whoever made it."""
 
     def __enter__(self) -> WeComClient:
         return self
