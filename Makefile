@@ -3,7 +3,7 @@ PYTHON_BIN := $(shell scripts/find-python)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: start test lint typecheck pytest pytest-postgres screenshots messages openapi bench bench-callbacks bench-segments bench-sop bench-clv bench-dashboards clean bench-masssend
+.PHONY: start test lint typecheck pytest pytest-postgres screenshots messages openapi bench bench-callbacks bench-segments bench-sop bench-clv bench-dashboards clean bench-masssend bench-channels
 
 $(BIN)/python:
 	$(PYTHON_BIN) -m venv $(VENV)
@@ -54,10 +54,15 @@ openapi: $(VENV)/.installed
 	$(BIN)/python scripts/api_reference.py
 
 ## Benchmarks (slow; not part of `make test`). Results go in bench/README.md.
-bench: bench-callbacks bench-segments bench-sop bench-clv bench-dashboards bench-masssend
+bench: bench-callbacks bench-channels bench-segments bench-sop bench-clv bench-dashboards bench-masssend
 
 bench-callbacks: $(VENV)/.installed
 	$(BIN)/python bench/callback_ingest.py
+
+## A burst of 4,000 adds at the sandbox's WeCom rate (166/s) through gunicorn and the worker lanes
+## (siyu_bench_channels, Redis db 12): welcomes inside 20 s, tag lag, fission counts, CPU per add.
+bench-channels: $(VENV)/.installed
+	$(BIN)/python bench/channel_burst.py --adds 4000 --start-rate 5 --peak 166
 
 ## 10M customers, ~34M tag assignments in PostgreSQL (siyu_bench_segments): bitmap vs SQL counts.
 bench-segments: $(VENV)/.installed

@@ -1,15 +1,18 @@
 """Channel burst benchmark: a steep ramp of customers scanning one channel code.
 
 Runs the production shape on loopback: PostgreSQL, Redis, gunicorn receiving callbacks, and
-Celery workers on their own queues (``callbacks``, ``welcome``, ``celery``). The sandbox plays
-WeCom in this process: the simulator's ``scan`` issues a welcome code (valid 20 s, single use)
-and fires the encrypted ``add_external_contact`` callback at gunicorn; Siyu's welcome lane must
-answer with ``send_welcome_msg`` before the sandbox refuses the code. The ramp doubles the rate
-every second up to ``--peak`` adds a second (many adds share a second), until ``--adds``.
+Celery workers on their own queues (``callbacks``, ``welcome``, ``channels``, ``celery``). The
+sandbox plays WeCom in a process of its own: the simulator's ``scan`` issues a welcome code
+(valid 20 s, single use) and fires the encrypted ``add_external_contact`` callback at gunicorn;
+Siyu's welcome lane must answer with ``send_welcome_msg`` before the sandbox refuses the code.
+The ramp doubles the rate every second up to ``--peak`` adds a second (many adds share a
+second), until ``--adds``.
 
 Reports adds processed per second, the share of welcome messages WeCom accepted (= inside the
 20-second window), add → welcome sent and add → tag applied (in Siyu, and marked in WeCom)
-p50/p99. Usage: ``python bench/channel_burst.py --adds 20000``. Results: bench/README.md.
+p50/p99, fission counts against the ground truth, and the CPU each process used per add
+(PostgreSQL's and Redis's included). Usage: ``python bench/channel_burst.py --adds 20000``;
+``--rate-counts database`` counts WeCom calls the embedded way. Results: bench/README.md.
 """
 
 from __future__ import annotations
@@ -198,9 +201,47 @@ def drive(sandbox_base: str, seconds: Scans) -> tuple[float, float, Scans]:
     return first, time.time(), accepted
 
 
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+def _cpu(usage: resource.struct_rusage) -> float:
     return usage.ru_utime + usage.ru_stime
+
+
+def servers_cpu() -> dict[str, float]:
+    """CPU seconds so far of the PostgreSQL and Redis processes alive now (the workers keep
+    their connections, so their backends live through the run)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    totals = dict.fromkeys(("postgres", "redis-server"), 0.0)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            raw = stat.read_text()
+        except OSError:
+            continue  # exited meanwhile
+        name = raw[raw.index("(") + 1 : raw.rindex(")")]
+        if name in totals:
+            fields = raw[raw.rindex(")") + 2 :].split()
+            totals[name] += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return totals
+
+
+def stop(procs: dict[str, subprocess.Popen[bytes]], timeout: float = 60) -> dict[str, float]:
+    """Terminate every process and reap it with ``wait4``: the CPU each used, its pool
+    children's included (a prefork pool reaps its children before it exits)."""
+    for proc in procs.values():
+        proc.send_signal(signal.SIGTERM)
+    cpu = {}
+    for role, proc in procs.items():
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.1)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        cpu[role] = _cpu(usage)
+    return cpu
 
 
 def workers_ready(names: list[str], timeout: float = 300) -> None:
@@ -306,6 +347,12 @@ def main() -> None:
         "lane get the CPU first, as on a deployment that gives them machines of their own",
     )
     parser.add_argument(
+        "--rate-counts",
+        choices=["redis", "database"],
+        default="redis",
+        help="where the WeCom governor counts calls (SIYU_WECOM_RATE_REDIS_URL set or not)",
+    )
+    parser.add_argument(
         "--database-url",
         default=os.environ.get(
             "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/siyu_bench_channels"
@@ -325,7 +372,8 @@ def main() -> None:
     if broker.dbsize():
         raise SystemExit(f"{args.broker_url} is not empty; pick a free Redis database")
     env = fresh_siyu(workdir, args.database_url, args.broker_url)
-    cpu_before = _children_cpu()
+    if args.rate_counts == "redis":
+        env["SIYU_WECOM_RATE_REDIS_URL"] = args.broker_url  # flushed with it at the end
     from siyu.channels.models import ChannelCode
 
     port = free_port()
@@ -333,12 +381,13 @@ def main() -> None:
     # The sandbox in a process of its own, as WeCom is: its callback senders and API must not
     # share this process's interpreter with the load generator.
     sandbox_url = f"http://127.0.0.1:{free_port()}"
-    procs: list[subprocess.Popen[bytes]] = [
-        subprocess.Popen(  # noqa: S603
+    procs: dict[str, subprocess.Popen[bytes]] = {
+        "sandbox": subprocess.Popen(  # noqa: S603
             [python, "-m", "siyu", "sandbox", "serve", "--port", sandbox_url.rsplit(":", 1)[1]],
             env=env, cwd=ROOT,
         )
-    ]  # fmt: skip
+    }  # fmt: skip
+    cpu: dict[str, float] = {}
     try:
         wait_until_up(sandbox_url + "/sandbox/faults")
         code_id, participants = setup(
@@ -346,7 +395,7 @@ def main() -> None:
             args.participants,
         )  # fmt: skip
         config_id = ChannelCode.unscoped.get(pk=code_id).config_id
-        procs.append(
+        procs["gunicorn"] = (
             subprocess.Popen(  # noqa: S603
                 [python, "-m", "gunicorn", "siyu.config.wsgi", "-w", "2", "-k", "gthread",
                  "--threads", "8", "-b", f"127.0.0.1:{port}", "--log-level", "warning"],
@@ -359,7 +408,7 @@ def main() -> None:
             ("channels", "threads", 4, args.heavy_nice),
             ("celery", "prefork", 2, args.heavy_nice),
         ):
-            procs.append(
+            procs[queue] = (
                 subprocess.Popen(  # noqa: S603
                     [python, "-m", "celery", "-A", "siyu.config", "worker", "-Q", queue,
                      "--pool", pool, "-c", str(concurrency), "-l", "ERROR",
@@ -372,33 +421,30 @@ def main() -> None:
         plan = ramp(args.adds, args.start_rate, args.peak)
         seconds = scans_for(plan, config_id, participants, args.fission_share, args.seed)
         progress(f"ramp: {plan[:8]}… over {len(plan)} s")
+        generator = _cpu(resource.getrusage(resource.RUSAGE_SELF))
+        servers = servers_cpu()
         first, last, accepted = drive(sandbox_url, seconds)
+        cpu["load generator"] = _cpu(resource.getrusage(resource.RUSAGE_SELF)) - generator
         truth = fission_truth(accepted, config_id)
         adds = sum(len(batch) for batch in accepted)
         channel_adds = sum(1 for b in accepted for _, scan in b if scan["config_id"] == config_id)
         progress(f"{adds} adds in {last - first:.0f} s; draining")
         result = measure(adds, channel_adds, truth, first, args.settle)
+        cpu |= {k: v - servers[k] for k, v in servers_cpu().items()}
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        cpu |= stop(procs)
         broker.flushdb()
         shutil.rmtree(workdir, ignore_errors=True)
-    # Every process started above has exited and been waited for: their CPU, pool children's
-    # included. Less sensitive to the other load on a shared machine than the rates are.
-    cpu = _children_cpu() - cpu_before
+    # CPU is less sensitive to the other load on a shared machine than the rates are.
+    services = sum(v for k, v in cpu.items() if k not in ("load generator", *servers))
 
     print(
         f"machine: {os.cpu_count()} cores, load average {load_before} before / "
         f"{os.getloadavg()[0]:.2f} after; PostgreSQL + Redis + sandbox on loopback; gunicorn "
         f"2x8 gthread; workers: callbacks 2 prefork, welcome {args.welcome_workers} threads, "
         f"channels 4 threads, celery 2 prefork (all but welcome at nice {args.heavy_nice}); "
-        f"ramp {args.start_rate}/s doubling to {args.peak}/s, {args.adds} adds"
+        f"ramp {args.start_rate}/s doubling to {args.peak}/s, {args.adds} adds; WeCom calls "
+        f"counted in {args.rate_counts}"
     )
     print("| measure | value |\n|---|---|")
     print(
@@ -413,9 +459,15 @@ def main() -> None:
         f"{result['fission_invites']} over {args.participants} participants; "
         f"{len(result['fission_wrong'])} participants differ {result['fission_wrong']} |"
     )
+    per_add = 1000 / max(result["adds"], 1)
     print(
         f"| CPU of the sandbox, gunicorn and workers (PostgreSQL and Redis not counted) | "
-        f"{cpu:.0f} s = {1000 * cpu / max(result['adds'], 1):.0f} ms per add processed |"
+        f"{services:.0f} s = {services * per_add:.0f} ms per add processed |"
+    )
+    print(
+        "| CPU per add by process | "
+        + ", ".join(f"{role} {seconds * per_add:.1f} ms" for role, seconds in cpu.items())
+        + " |"
     )
     print(f"| PostgreSQL connections opened (pg_stat_database.sessions) | {result['sessions']} |")
     for label, key in (
