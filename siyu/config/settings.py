@@ -189,6 +189,9 @@ CELERY_TASK_ROUTES = {
     "siyu.channels.send_welcome": {"queue": "welcome"},
     "siyu.wecom.welcome_code_arrived": {"queue": "welcome"},
     "siyu.channels.follow_up_add": {"queue": "channels"},
+    # What staff see in WeCom right after an add (the code's tags on the customer) must not wait
+    # behind enrichment and rollups on the default queue.
+    "siyu.tags.push_tag_marks": {"queue": "channels"},
     "siyu.wecom.process_callbacks": {"queue": "callbacks"},
 }
 SIYU_QUEUES = ["celery", "welcome", "channels", "callbacks"]  # the embedded worker takes all
