@@ -2,8 +2,8 @@
 of cells, deltas of one event on one cell summed, and increments exact when workers race on
 new cells (on PostgreSQL they truly race; on SQLite the IMMEDIATE transactions serialise them)."""
 
-import threading
 from datetime import date
+from functools import partial
 
 import pytest
 from django.db import connection, transaction
@@ -18,6 +18,7 @@ from siyu.dashboards import services
 from siyu.dashboards.models import CohortCell, MetricDay, MetricMonth
 from siyu.dashboards.rollup import CohortDelta, Delta, Outcome
 from siyu.dashboards.services import rollup_apply, rollup_rebuild
+from siyu.testing.concurrency import race
 from siyu.testing.stories import Company
 
 from .helpers import record
@@ -140,22 +141,14 @@ def test_workers_racing_on_new_cells_lose_no_increment(acme: Company) -> None:
             ).values_list("pk", flat=True)
         )
     assert len(pending) == workers
-    barrier = threading.Barrier(workers)
     outcomes: list[str] = []
-
-    def run(delivery_id: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            outcomes.append(event_delivery_run(delivery_id=delivery_id))
-        finally:
-            connection.close()
-
     # when one worker each runs them at once,
-    threads = [threading.Thread(target=run, args=(pk,)) for pk in pending]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    race(
+        [
+            partial(lambda pk: outcomes.append(event_delivery_run(delivery_id=pk)), pk)
+            for pk in pending
+        ]
+    )
     # then every delivery succeeded at its first attempt and every add is counted once.
     assert outcomes == ["done"] * workers
     with tenant_context(acme.tenant):

@@ -3,8 +3,8 @@ OAuth), get a personal code, and invitees scan it; WeCom's callbacks go through 
 the event log to the counting, exactly as in production."""
 
 import json
-import threading
 from datetime import timedelta
+from functools import partial
 from io import BytesIO
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -35,6 +35,7 @@ from siyu.fission.services import notice_send
 from siyu.sandbox.client import SandboxControl
 from siyu.sandbox.httpd import Sandbox
 from siyu.tags.models import CustomerTag, Tag, TagGroup
+from siyu.testing.concurrency import race
 from siyu.testing.stories import Company
 from siyu.wecom.callback.inbox import inbox_process
 from siyu.wecom.models import CallbackInbox, InboxStatus
@@ -172,21 +173,12 @@ def _run_all(delivery_ids: list[int], workers: int) -> None:
             event_delivery_run(delivery_id=pk)
         return
     chunks = [delivery_ids[i::workers] for i in range(workers)]
-    barrier = threading.Barrier(workers)
+    race([partial(_run_chunk, chunk) for chunk in chunks])
 
-    def run(chunk: list[int]) -> None:
-        barrier.wait()
-        try:
-            for pk in chunk:
-                event_delivery_run(delivery_id=pk)
-        finally:
-            connection.close()
 
-    threads = [threading.Thread(target=run, args=(chunk,)) for chunk in chunks]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+def _run_chunk(delivery_ids: list[int]) -> None:
+    for pk in delivery_ids:
+        event_delivery_run(delivery_id=pk)
 
 
 def _add(

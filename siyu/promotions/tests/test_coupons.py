@@ -1,12 +1,11 @@
 """Coupons: templates, issuing and claiming within limits, redemption exactly once, release on
 cancellation, expiry, and coupons as fission rewards."""
 
-import threading
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from siyu.core.errors import Conflict, InvalidInput, NotFound
@@ -25,6 +24,7 @@ from siyu.promotions.tests.conftest import Payer, deliver
 from siyu.shop import services as shop_services
 from siyu.shop.models import Order, OrderStatus
 from siyu.shop.tests.conftest import Shop, build_shop
+from siyu.testing.concurrency import race
 from siyu.testing.stories import Company
 
 
@@ -191,25 +191,17 @@ def test_concurrent_redemptions_of_one_coupon_one_wins(acme: Company) -> None:
         coupon = services.coupon_issue(
             template=_template(), customer=shop.customer, source="operator"
         )
-    barrier = threading.Barrier(2)
     outcomes: list[str] = []
 
     def attempt() -> None:
         try:
             with tenant_context(acme.tenant):
-                barrier.wait(timeout=10)
                 _checkout(shop, coupon.code)
             outcomes.append("won")
         except Conflict as exc:
             outcomes.append(exc.code)
-        finally:
-            connection.close()
 
-    threads = [threading.Thread(target=attempt) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    race([attempt, attempt])
     assert sorted(outcomes) == ["coupon_used", "won"]
     with tenant_context(acme.tenant):
         assert Order.objects.count() == 1

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pytest
-from django.db import connection
 
 from siyu.core.errors import Conflict
 from siyu.core.models import Event
@@ -17,29 +16,13 @@ from siyu.sandbox.pay import notification_for
 from siyu.shop import services
 from siyu.shop.models import Order, OrderStatus, Refund, Sku
 from siyu.shop.tests.conftest import MCHID, Shop, post_notification
+from siyu.testing.concurrency import race
 
 if TYPE_CHECKING:
     from siyu.sandbox.httpd import Sandbox
 
 pytestmark = pytest.mark.django_db(transaction=True)
 NOTIFY = "http://testserver/shop/hooks/acme/pay/notify"
-
-
-def _race(jobs: list[Callable[[], None]]) -> None:
-    barrier = threading.Barrier(len(jobs))
-
-    def run(job: Callable[[], None]) -> None:
-        barrier.wait()
-        try:
-            job()
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
 
 
 def test_last_units_and_racing_notifications_stay_exact(shop: Shop, pay_sandbox: "Sandbox") -> None:
@@ -68,7 +51,7 @@ def test_last_units_and_racing_notifications_stay_exact(shop: Shop, pay_sandbox:
 
         return job
 
-    _race([buy(q) for q in wanted])
+    race([buy(q) for q in wanted])
     with tenant_context(tenant):
         sold = sum(order.lines.get().quantity for order in placed)
         assert Sku.objects.get(pk=cup.pk).stock == 5 - sold >= 0
@@ -103,7 +86,7 @@ def test_last_units_and_racing_notifications_stay_exact(shop: Shop, pay_sandbox:
 
         return job
 
-    _race([deliver(h, b) for h, b in notices])
+    race([deliver(h, b) for h, b in notices])
     assert statuses == [204] * len(notices)
     with tenant_context(tenant):
         assert Sku.objects.get(pk=cup.pk).stock == 5 - sold + late.lines.get().quantity

@@ -1,6 +1,5 @@
 """The WeCom client against the sandbox over real HTTP."""
 
-import threading
 import uuid
 from collections.abc import Iterator
 
@@ -9,6 +8,7 @@ import redis
 
 from siyu.sandbox.client import SandboxControl
 from siyu.sandbox.httpd import Sandbox
+from siyu.testing.concurrency import race
 from siyu.testing.stories import Company
 from siyu.testing.worker import CORE_WORKER_DB, redis_url
 from siyu.wecom.client import governor
@@ -160,11 +160,7 @@ def test_concurrent_callers_never_exceed_the_redis_budget(
             except RateLimited:
                 taken.append(False)
 
-    threads = [threading.Thread(target=caller) for _ in range(5)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    race([caller] * 5)
     assert taken.count(True) == 50
     assert taken.count(False) == 50
 
