@@ -134,8 +134,11 @@ def scans_for(
     rng = random.Random(seed)
     seconds: list[list[tuple[str, dict[str, Any]]]] = []
     earlier: list[list[tuple[str, str]]] = []  # per second: (unionid, participant config id)
+    seen: list[tuple[str, str]] = []  # first sightings five or more seconds old, grown per second
     n = 0
     for second, count in enumerate(plan):
+        if second >= 5:
+            seen.extend(earlier[second - 5])
         batch: list[tuple[str, dict[str, Any]]] = []
         firsts: list[tuple[str, str]] = []
         for _ in range(count):
@@ -144,7 +147,6 @@ def scans_for(
                 batch.append(("scan", {"config_id": config_id, "unionid": f"u{n}"}))
                 continue
             target = rng.choice(participants)
-            seen = [u for s in earlier[: max(0, second - 4)] for u in s]
             if seen and rng.random() < 0.05:
                 unionid, first = rng.choice(seen)
                 others = [p for p in participants if p != first]
