@@ -2,10 +2,11 @@
 computed from events: GMV, progressive commission, 2-7-1, quality checks, scope."""
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+import time_machine
 from django.test import Client
 from django.utils import timezone
 
@@ -212,6 +213,11 @@ def _paid(company: Company, userid: str, amount_fen: int, n: int, *, refund: boo
         )
 
 
+# Mid-afternoon in the company's time zone: the tasks due an hour or two ago must fall on the
+# report's day (at 01:00 they fell on yesterday, and the test failed at night).
+@time_machine.travel(
+    datetime(2026, 11, 20, 15, 0, tzinfo=timezone.get_default_timezone()), tick=True
+)
 def test_performance_is_computed_from_events_ranked_2_7_1_and_scoped(
     acme: Company, login: Any
 ) -> None:
