@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -53,6 +53,10 @@ NAME_MAX = 30  # WeCom's limit for group and tag names
 ORDER_MAX = 2**32 - 1  # WeCom's order is an unsigned 32-bit number
 TAGS_PER_GROUP_CREATE = 100
 PUSH_MAX_ATTEMPTS = 8
+# WeCom's answer about a customer's tags may have been read before a mark Siyu just made
+# landed (enrichment asks while the push is in flight): for this long after a push is done it
+# still lies over WeCom's answer, as pending ones do.
+PUSH_SETTLE = timedelta(seconds=60)
 
 # The event log's ``source`` for each way a tag is applied by Siyu.
 _EVENT_SOURCE: dict[str, str] = {
@@ -394,11 +398,15 @@ def customer_tags_set_from_wecom(
     """Make the corp tags ``staff`` carries on ``customer`` exactly ``wecom_tag_ids``.
     Unknown ids (a tag created a moment ago) are skipped; tag sync brings them later.
 
-    Siyu's own changes still waiting in the outbox lie over WeCom's answer: WeCom has not
-    heard of them yet, and a reconciliation must not undo a tag someone just applied."""
+    Siyu's own changes still waiting in the outbox, or sent to WeCom in the last
+    ``PUSH_SETTLE``, lie over WeCom's answer: WeCom has not heard of them yet, or the answer was
+    read before they landed, and a reconciliation must not undo a tag someone just applied."""
     ids = set(wecom_tag_ids)
+    recent = Q(status=PushStatus.PENDING) | Q(
+        status=PushStatus.DONE, done_at__gte=timezone.now() - PUSH_SETTLE
+    )
     for add, remove in (
-        TagMarkPush.objects.filter(customer=customer, staff=staff, status=PushStatus.PENDING)
+        TagMarkPush.objects.filter(recent, customer=customer, staff=staff)
         .order_by("pk")
         .values_list("add", "remove")
     ):

@@ -1,8 +1,11 @@
 """Tagging customers by hand: provenance kept here, the tag marked on the relation in WeCom."""
 
+from datetime import timedelta
 from typing import Any
 
+import time_machine
 from django.db import transaction
+from django.utils import timezone
 
 from siyu.core.models import Event
 from siyu.core.tenancy import tenant_context
@@ -12,6 +15,8 @@ from siyu.sandbox.httpd import Sandbox
 from siyu.tags import services
 from siyu.tags.models import CustomerTag, PushStatus, Tag, TagMarkPush
 from siyu.testing.stories import Company
+from siyu.wecom.callback.handlers import apply_contact
+from siyu.wecom.client.client import WeComClient
 from siyu.wecom.sync.services import reconcile
 
 
@@ -207,3 +212,35 @@ def test_a_reconciliation_before_the_push_keeps_the_tag_just_applied(
         assert CustomerTag.objects.filter(
             customer_id=s["customer"], tag_id=s["intent"]["id"]
         ).exists()
+
+
+def test_an_answer_read_before_the_push_landed_does_not_undo_the_tag(
+    wecom_acme: Company, sandbox: Sandbox, login
+) -> None:
+    # Given a tag alice just applied, and WeCom's view of the customer read a moment before
+    # the push marked it (what the add's enrichment does while the push is in flight),
+    s = _setup(wecom_acme, sandbox, login)
+    alice = login.token(wecom_acme["alice"])
+    response = alice.post(
+        f"/api/v1/tags/customers/{s['customer']}",
+        data={"add": [s["intent"]["id"]]},
+        content_type="application/json",
+    )
+    assert response.status_code == 200
+    with WeComClient.for_tenant(wecom_acme.tenant) as client:
+        stale = client.external_contact(s["alices"])
+    assert not stale["follow_user"][0].get("tag_id")
+    assert _push_all(wecom_acme) == {"done"}
+
+    def tagged() -> bool:
+        with tenant_context(wecom_acme.tenant), transaction.atomic():
+            apply_contact(stale, at=timezone.now(), key=None)
+            return CustomerTag.objects.filter(
+                customer_id=s["customer"], tag_id=s["intent"]["id"]
+            ).exists()
+
+    # when that answer is applied after the push is done, the tag stays;
+    assert tagged()
+    # once the push has settled, WeCom's answer is the truth again (here: the tag is gone).
+    with time_machine.travel(timezone.now() + services.PUSH_SETTLE + timedelta(seconds=1)):
+        assert not tagged()
