@@ -401,6 +401,7 @@ def customer_tags_set_from_wecom(
     Siyu's own changes still waiting in the outbox, or sent to WeCom in the last
     ``PUSH_SETTLE``, lie over WeCom's answer: WeCom has not heard of them yet, or the answer was
     read before they landed, and a reconciliation must not undo a tag someone just applied."""
+    _lock_relations(customer, staff)
     ids = set(wecom_tag_ids)
     recent = Q(status=PushStatus.PENDING) | Q(
         status=PushStatus.DONE, done_at__gte=timezone.now() - PUSH_SETTLE
@@ -476,16 +477,30 @@ def _record_change(
 
 def _carrier(customer: Customer, preferred: list[StaffMember | None]) -> StaffRelation | None:
     """The relation a tag applied in Siyu hangs on in WeCom: the first preferred member's active
-    relation with the customer, otherwise the customer's most recently added active one."""
-    relations = StaffRelation.objects.filter(
-        customer=customer, status=RelationStatus.ACTIVE
-    ).select_related("staff")
+    relation with the customer, otherwise the customer's most recently added active one. Locked
+    (see ``_lock_relations``)."""
+    relations = (
+        StaffRelation.objects.filter(customer=customer, status=RelationStatus.ACTIVE)
+        .select_related("staff")
+        .select_for_update(of=("self",))
+    )
     for member in preferred:
         if member is not None:
             mine = relations.filter(staff=member).first()
             if mine is not None:
                 return mine
     return relations.order_by(F("added_at").desc(nulls_last=True), "-pk").first()
+
+
+def _lock_relations(customer: Customer, staff: StaffMember | None = None) -> None:
+    """Every writer of a relation's tags (Siyu's own, and WeCom's answers applied) reads the set
+    and writes it back: they take the relation's row lock first, so one never decides on what
+    another is still committing (an answer applied between a tag's insert and its push
+    becoming visible would otherwise take the tag off)."""
+    relations = StaffRelation.objects.filter(customer=customer)
+    if staff is not None:
+        relations = relations.filter(staff=staff)
+    list(relations.select_for_update().order_by("pk").values_list("pk", flat=True))
 
 
 def _tags_by_id(tag_ids: list[int]) -> dict[int, Tag]:
@@ -596,6 +611,7 @@ def tags_remove(
     if source not in _EVENT_SOURCE:
         raise InvalidInput(_("未知的打标签来源 %(source)s") % {"source": source})
     tags = _tags_by_id(tag_ids)
+    _lock_relations(customer, staff)
     rows = CustomerTag.objects.filter(customer=customer, tag_id__in=tags)
     if staff is not None:
         rows = rows.filter(staff=staff)

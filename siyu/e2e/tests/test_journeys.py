@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from django.db import transaction
 from playwright.sync_api import Page, expect
 
 from siyu.channels.models import ChannelCode
@@ -269,7 +270,7 @@ def test_a_departing_members_customers_are_inherited_with_nothing_lost(
     tags = _api(
         login.token(wecom_acme["ops"]), "/api/v1/tags/groups", {"name": "等级", "tags": ["VIP"]}
     )
-    with tenant_context(tenant):
+    with tenant_context(tenant), transaction.atomic():  # tags_apply locks: it needs one
         for customer in Customer.objects.filter(pk__in=ids):
             tags_apply(customer, [tags["tags"][0]["id"]], source=TagSource.MANUAL)
         before = {
