@@ -327,9 +327,9 @@ class PayEmulator:
     def _deliver(self, merchant: Merchant, txn: Transaction, item: Notification) -> None:
         try:
             for attempt, interval in enumerate((0, *RETRY_INTERVALS)):
-                if self._closed:
-                    break
                 time.sleep(interval * self.retry_delay / RETRY_INTERVALS[0])
+                if self._closed:  # checked after the wait: the server may have stopped meanwhile
+                    break
                 item.attempts = attempt + 1
                 headers, body = notification_for(merchant, txn)
                 try:
@@ -340,6 +340,10 @@ class PayEmulator:
                         return
                 except httpx.HTTPError as exc:
                     item.history.append(type(exc).__name__)
+                except RuntimeError:
+                    if not self._closed:
+                        raise
+                    break  # closed between the check and the call
                 if attempt >= 3 and self.retry_delay < 1:
                     break  # tests: four tries are enough to prove the retry
             item.status = "failed"
