@@ -70,15 +70,10 @@ def limit_for(api: str) -> Limit:
     )
 
 
-def _window_start(now: datetime, window: str) -> datetime:
-    if window == "minute":
-        return now.replace(second=0, microsecond=0)
-    return now.replace(minute=0, second=0, microsecond=0)
-
-
 @dataclass(frozen=True)
 class Window:
     name: str  # "minute" or "hour"
+    seconds: int
     start: datetime
     limit: int
 
@@ -100,8 +95,7 @@ class DatabaseCallCounts:
         return None
 
     def _take_one(self, tenant_id: int, api: str, window: Window) -> bool:
-        key = {"tenant_id": tenant_id, "api": api, "window": window.name}
-        key["window_start"] = window.start
+        key = self._key(tenant_id, api, window)
         rows = RateWindow.unscoped.filter(**key, count__lt=window.limit)
         if rows.update(count=F("count") + 1):
             return True
@@ -114,10 +108,17 @@ class DatabaseCallCounts:
             return bool(rows.update(count=F("count") + 1))
 
     def used(self, tenant_id: int, api: str, window: Window) -> int:
-        row = RateWindow.unscoped.filter(
-            tenant_id=tenant_id, api=api, window=window.name, window_start=window.start
-        ).first()
+        row = RateWindow.unscoped.filter(**self._key(tenant_id, api, window)).first()
         return row.count if row else 0
+
+    @staticmethod
+    def _key(tenant_id: int, api: str, window: Window) -> dict[str, object]:
+        return {
+            "tenant_id": tenant_id,
+            "api": api,
+            "window": window.name,
+            "window_start": window.start,
+        }
 
 
 # KEYS: one counter per window; ARGV: limit and time to live of each, in turn. All or nothing:
@@ -133,11 +134,12 @@ for i, key in ipairs(KEYS) do
 end
 return 0
 """
-_TTL = {"minute": 120, "hour": 3660}  # past the window's end, so a slow clock still finds it
+_TTL_MARGIN = 60  # counters outlive their window a little, so a slow clock still finds them
 
 
 class RedisCallCounts:
-    """A counter per (tenant, api, window) in Redis, taken by one script: one round trip."""
+    """A counter per (tenant, api, window) in Redis, taken by one script: one round trip.
+    While Redis is away, calls are counted in the database rather than made uncounted."""
 
     def __init__(self, url: str, prefix: str) -> None:
         self._redis = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
@@ -149,12 +151,19 @@ class RedisCallCounts:
 
     def take(self, tenant_id: int, api: str, windows: list[Window]) -> Window | None:
         keys = [self._key(tenant_id, api, w) for w in windows]
-        args = [value for w in windows for value in (w.limit, _TTL[w.name])]
-        full = int(self._take_script(keys=keys, args=args))
+        args = [value for w in windows for value in (w.limit, w.seconds + _TTL_MARGIN)]
+        try:
+            full = int(self._take_script(keys=keys, args=args))
+        except redis.RedisError:
+            logger.warning("rate counts: Redis unavailable, counting %s in the database", api)
+            return _DATABASE.take(tenant_id, api, windows)
         return windows[full - 1] if full else None
 
     def used(self, tenant_id: int, api: str, window: Window) -> int:
-        return int(self._redis.get(self._key(tenant_id, api, window)) or 0)
+        try:
+            return int(self._redis.get(self._key(tenant_id, api, window)) or 0)
+        except redis.RedisError:
+            return _DATABASE.used(tenant_id, api, window)
 
 
 _DATABASE = DatabaseCallCounts()
@@ -173,30 +182,22 @@ def call_counts() -> CallCounts:
 def _windows(api: str, now: datetime) -> list[Window]:
     limit = limit_for(api)
     return [
-        Window("minute", _window_start(now, "minute"), limit.per_minute),
-        Window("hour", _window_start(now, "hour"), limit.per_hour),
+        Window("minute", 60, now.replace(second=0, microsecond=0), limit.per_minute),
+        Window("hour", 3600, now.replace(minute=0, second=0, microsecond=0), limit.per_hour),
     ]
 
 
 def acquire(tenant_id: int, api: str, *, now: datetime | None = None) -> None:
     """Count one call to ``api``, or raise ``RateLimited`` if it would exceed a limit."""
     now = now or timezone.now()
-    windows = _windows(api, now)
-    counts = call_counts()
-    try:
-        full = counts.take(tenant_id, api, windows)
-    except redis.RedisError:
-        # Redis is away: count in the database rather than call WeCom uncounted.
-        logger.warning("rate counts: Redis unavailable, counting %s in the database", api)
-        full = _DATABASE.take(tenant_id, api, windows)
+    full = call_counts().take(tenant_id, api, _windows(api, now))
     if full is None:
         return
-    elapsed = now - full.start
-    length = 60 if full.name == "minute" else 3600
+    elapsed = int((now - full.start).total_seconds())
     raise RateLimited(
         LOCAL_RATE_LIMIT_ERRCODE,
         f"{full.name} budget used",
-        retry_after=length - int(elapsed.total_seconds()),
+        retry_after=full.seconds - elapsed,
         api=api,
     )
 
