@@ -39,5 +39,9 @@ def panel_export(
 
 
 def _cells(found: Panel, row: list[Any]) -> list[Any]:
-    shown = [column.shown(value) for column, value in zip(found.columns, row, strict=True)]
-    return [safe_cell(v) if isinstance(v, str) and v else v for v in shown]
+    # Only text is guarded against formula injection: a negative amount ("-12.34") stays a
+    # number to the spreadsheet.
+    return [
+        column.shown(value) if column.unit else safe_cell(column.shown(value))
+        for column, value in zip(found.columns, row, strict=True)
+    ]
