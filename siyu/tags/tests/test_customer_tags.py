@@ -50,6 +50,24 @@ def _setup(company: Company, sandbox: Sandbox, login: Any) -> dict[str, Any]:
     }
 
 
+def _alice_tags_intent(alice: Any, s: dict[str, Any]) -> Any:
+    """alice puts 意向 on her customer through the API; returns the response."""
+    response = alice.post(
+        f"/api/v1/tags/customers/{s['customer']}",
+        data={"add": [s["intent"]["id"]]},
+        content_type="application/json",
+    )
+    assert response.status_code == 200, response.content
+    return response
+
+
+def _has_intent(company: Company, s: dict[str, Any]) -> bool:
+    with tenant_context(company.tenant):
+        return CustomerTag.objects.filter(
+            customer_id=s["customer"], tag_id=s["intent"]["id"]
+        ).exists()
+
+
 def _push_all(company: Company) -> set[str]:
     with tenant_context(company.tenant):
         pending = list(TagMarkPush.objects.filter(status=PushStatus.PENDING))
@@ -61,12 +79,7 @@ def test_a_member_tags_their_customer_and_wecom_follows(
 ) -> None:
     s = _setup(wecom_acme, sandbox, login)
     alice = login.token(wecom_acme["alice"])
-    response = alice.post(
-        f"/api/v1/tags/customers/{s['customer']}",
-        data={"add": [s["intent"]["id"]]},
-        content_type="application/json",
-    )
-    assert response.status_code == 200, response.content
+    response = _alice_tags_intent(alice, s)
     (row,) = response.json()
     assert (row["tag_name"], row["source"], row["staff_userid"], row["applied_by_userid"]) == (
         "意向",
@@ -193,25 +206,13 @@ def test_a_reconciliation_before_the_push_keeps_the_tag_just_applied(
     wecom_acme: Company, sandbox: Sandbox, login
 ) -> None:
     s = _setup(wecom_acme, sandbox, login)
-    alice = login.token(wecom_acme["alice"])
-    response = alice.post(
-        f"/api/v1/tags/customers/{s['customer']}",
-        data={"add": [s["intent"]["id"]]},
-        content_type="application/json",
-    )
-    assert response.status_code == 200
+    _alice_tags_intent(login.token(wecom_acme["alice"]), s)
     # WeCom has not heard of the tag yet: the push is still in the outbox.
     assert reconcile(wecom_acme.tenant).status == "done"
-    with tenant_context(wecom_acme.tenant):
-        assert CustomerTag.objects.filter(
-            customer_id=s["customer"], tag_id=s["intent"]["id"]
-        ).exists()
+    assert _has_intent(wecom_acme, s)
     assert _push_all(wecom_acme) == {"done"}
     assert reconcile(wecom_acme.tenant).status == "done"
-    with tenant_context(wecom_acme.tenant):
-        assert CustomerTag.objects.filter(
-            customer_id=s["customer"], tag_id=s["intent"]["id"]
-        ).exists()
+    assert _has_intent(wecom_acme, s)
 
 
 def test_an_answer_read_before_the_push_landed_does_not_undo_the_tag(
@@ -220,13 +221,7 @@ def test_an_answer_read_before_the_push_landed_does_not_undo_the_tag(
     # Given a tag alice just applied, and WeCom's view of the customer read a moment before
     # the push marked it (what the add's enrichment does while the push is in flight),
     s = _setup(wecom_acme, sandbox, login)
-    alice = login.token(wecom_acme["alice"])
-    response = alice.post(
-        f"/api/v1/tags/customers/{s['customer']}",
-        data={"add": [s["intent"]["id"]]},
-        content_type="application/json",
-    )
-    assert response.status_code == 200
+    _alice_tags_intent(login.token(wecom_acme["alice"]), s)
     with WeComClient.for_tenant(wecom_acme.tenant) as client:
         stale = client.external_contact(s["alices"])
     assert not stale["follow_user"][0].get("tag_id")
@@ -235,9 +230,7 @@ def test_an_answer_read_before_the_push_landed_does_not_undo_the_tag(
     def tagged() -> bool:
         with tenant_context(wecom_acme.tenant), transaction.atomic():
             apply_contact(stale, at=timezone.now(), key=None)
-            return CustomerTag.objects.filter(
-                customer_id=s["customer"], tag_id=s["intent"]["id"]
-            ).exists()
+        return _has_intent(wecom_acme, s)
 
     # when that answer is applied after the push is done, the tag stays;
     assert tagged()
