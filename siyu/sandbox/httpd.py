@@ -102,6 +102,7 @@ class Sandbox:
             retry_delay=retry_delay,
             transport=transport,
             inline=callback_workers == 0,
+            saved=self.world.pay_merchants,
         )
 
     @property

@@ -138,14 +138,17 @@ class PayEmulator:
         retry_delay: float = 0.5,
         transport: httpx.BaseTransport | None = None,
         inline: bool = False,
+        saved: dict[str, dict[str, str]] | None = None,
     ) -> None:
         """``inline``: notify in the paying thread (a single-threaded driver such as the demo's
-        replay), not in a thread of its own."""
+        replay), not in a thread of its own. ``saved``: where merchants are kept across
+        restarts (the world's ``pay_merchants``, saved with its state file)."""
         self.base_url = base_url
         self.inline = inline
         self.retry_delay = retry_delay
         self.lock = threading.Lock()
-        self.merchants: dict[str, Merchant] = {}
+        self._saved = {} if saved is None else saved
+        self.merchants = {k: Merchant(k, **v) for k, v in self._saved.items()}
         self.transactions: dict[str, Transaction] = {}  # out_trade_no → …
         self.prepays: dict[str, str] = {}  # prepay_id → out_trade_no
         self.notifications: list[Notification] = []
@@ -288,6 +291,7 @@ class PayEmulator:
             raise PayError(400, "PARAM_ERROR", "mchid, appid and a 32-character api_v3_key")
         with self.lock:
             self.merchants[mchid] = Merchant(mchid, appid, key)
+            self._saved[mchid] = {"appid": appid, "api_v3_key": key}
         return {"mchid": mchid}
 
     def pay(self, prepay_id: str) -> dict[str, Any]:

@@ -217,6 +217,8 @@ class World:
         self.corps: dict[str, Corp] = {}
         self.people: dict[str, Person] = {}
         self.wechat_apps: dict[str, str] = {}  # official-account appid → secret, for H5 OAuth
+        # WeChat Pay merchants the pay emulator knows: mchid → {"appid", "api_v3_key"}.
+        self.pay_merchants: dict[str, dict[str, str]] = {}
         self.counter = 0
 
     def now(self) -> float:
@@ -250,6 +252,7 @@ class World:
                 "clock_offset": self.clock_offset,
                 "people": {k: asdict(v) for k, v in self.people.items()},
                 "wechat_apps": dict(self.wechat_apps),
+                "pay_merchants": dict(self.pay_merchants),
                 "corps": {k: asdict(v) for k, v in self.corps.items()},
             }
 
@@ -266,6 +269,7 @@ class World:
         world.clock_offset = data.get("clock_offset", 0.0)
         world.people = {k: Person(**v) for k, v in data.get("people", {}).items()}
         world.wechat_apps = dict(data.get("wechat_apps", {}))
+        world.pay_merchants = dict(data.get("pay_merchants", {}))
         for corpid, raw in data.get("corps", {}).items():
             corp = Corp(
                 **{k: v for k, v in raw.items() if k in CORP_SETTINGS},

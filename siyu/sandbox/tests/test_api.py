@@ -426,3 +426,18 @@ def test_a_snapshot_round_trips_the_world(
     sandbox.world.save(path)
     restored = World.load(path)
     assert restored.dump() == sandbox.world.dump()
+
+
+def test_a_restarted_sandbox_still_knows_its_pay_merchants(
+    control: SandboxControl, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # The demo replays its history in one sandbox and serves the live demo from another,
+    # loaded from the first one's state file: its shop must still be able to take payments.
+    from siyu.sandbox.state import World
+
+    control.add_pay_merchant("1900000109", "wx_demo_app", "k" * 32)
+    path = tmp_path / "world.json"
+    sandbox.world.save(path)
+    with Sandbox(world=World.load(path)) as restarted:
+        merchant = restarted.pay.merchants["1900000109"]
+    assert (merchant.appid, merchant.api_v3_key) == ("wx_demo_app", "k" * 32)
